@@ -1,0 +1,49 @@
+# switchboard: `make run` for a live demo, `make test` for the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+KAFKA_PORT ?= 9092
+JARS := dev/kafka/target/dependency/.resolved
+
+.PHONY: install broker broker-stop run test unit bench chromium clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@echo "== installing into $(VENV) (python deps from PyPI)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+$(JARS): dev/kafka/pom.xml
+	@echo "== resolving Apache Kafka jars from Maven Central"
+	@cd dev/kafka && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime
+	@touch $@
+
+broker: $(JARS)
+	@KAFKA_PORT=$(KAFKA_PORT) dev/kafka/broker.sh start
+
+broker-stop:
+	@KAFKA_PORT=$(KAFKA_PORT) dev/kafka/broker.sh stop
+
+chromium:
+	@command -v chromium >/dev/null || { echo "== installing Debian's chromium (dashboard tests)"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null; }
+
+run: install $(JARS)
+	@KAFKA_PORT=$(KAFKA_PORT) dev/run.sh
+
+test: install $(JARS) chromium
+	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: install
+	@$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+bench: install $(JARS)
+	@$(PY) -m bench.pipeline $(BENCH_ARGS)
+
+clean:
+	rm -rf .cache test-artifacts

@@ -1,0 +1,111 @@
+"""What every agent shares: dead-lettering, table key helpers, the worker's input lag."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from dataclasses import replace
+from typing import Any, Iterator, Optional
+
+import faust
+
+from app import codec, metrics
+from tables.callcenter.watermarks import PartitionProgress
+
+log = logging.getLogger(__name__)
+
+
+class InputTracker:
+    """How far this worker has processed each of its input partitions (route stage)."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[int, PartitionProgress] = {}
+        self.lag_s: Optional[float] = None  # refreshed by the housekeeping timer
+        self.stale = False
+
+    def processed(self, partition: int, offset: int, event_time: Optional[float], now: float) -> None:
+        before = self.partitions.get(partition, PartitionProgress())
+        if event_time is None:
+            self.partitions[partition] = replace(before, offset=offset)
+            return
+        delay = max(0.0, now - event_time)
+        self.partitions[partition] = PartitionProgress(offset, event_time, delay)
+        metrics.event_delay_seconds.set(delay)
+
+    async def fully_read(self, app: faust.App, tp) -> bool:
+        """Every record of `tp` up to its end has been processed and forwarded."""
+        consumer = app.consumer
+        try:
+            end = consumer.highwater(tp)
+        except Exception:  # not fetched yet
+            return False
+        if end is None:
+            return False
+        read = consumer._read_offset.get(tp)  # faust: last offset handed to the stream
+        if read is None:
+            position = await consumer.position(tp)
+            return position is not None and position >= end
+        done = self.partitions.get(tp.partition, PartitionProgress()).offset
+        return done >= read and read + 1 >= end
+
+
+input_tracker = InputTracker()
+
+
+async def dead_letter(topic: faust.TopicT, message: Any, reason: str) -> None:
+    """Send the original bytes and where they came from to `dead-letters`; count it."""
+    value = message.value if isinstance(message.value, (bytes, bytearray)) else bytes(str(message.value), "utf-8")
+    try:
+        text: Optional[str] = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    body = {
+        "source_topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "timestamp": message.timestamp,
+        "key": message.key.decode("utf-8", "replace") if isinstance(message.key, bytes) else message.key,
+        "reason": reason,
+        "value": text,
+        "value_b64": base64.b64encode(value).decode(),
+        "rejected_at": time.time(),
+    }
+    kind = reason.split(":", 1)[0][:40]
+    metrics.events_rejected.labels(message.topic, kind).inc()
+    metrics.events_out.labels(topic.get_topic_name()).inc()
+    log.warning("dead-lettered", extra={"topic": message.topic, "partition": message.partition, "offset": message.offset, "reason": reason})
+    await topic.send(key=message.key, value=codec.dumps(body))
+
+
+def consumer_backlog(app: faust.App, topic_names: tuple[str, ...]) -> int:
+    """Records this worker has not yet read from its active partitions of `topic_names`."""
+    consumer = app.consumer
+    total = 0
+    for tp in app.assignor.assigned_actives():
+        if tp.topic not in topic_names:
+            continue
+        try:
+            end = consumer.highwater(tp)
+        except Exception:  # no fetch yet: nothing known about this partition
+            continue
+        if end is None:
+            continue
+        read = consumer._read_offset.get(tp)  # faust keeps no public accessor for this
+        position = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
+        backlog = max(0, end - position)
+        metrics.consumer_lag.labels(tp.topic).set(backlog)
+        total += backlog
+    return total
+
+
+def text_key(key: Any) -> str:
+    return key.decode() if isinstance(key, (bytes, bytearray)) else str(key)
+
+
+def items_in_partition(table: faust.Table, partition: int, partition_of) -> Iterator[tuple[str, Any]]:
+    """The (key, value) pairs of one partition of a table (its keys were produced by key)."""
+    for key, value in list(table.items()):
+        key = text_key(key)
+        if partition_of(key) == partition:
+            yield key, value

@@ -1,0 +1,51 @@
+"""Stream time for the stateful stages, and this worker's input lag.
+
+Tables may only be written from their own stream, so window closing and the staleness
+sweep run inside the stage loops, woken by `StreamMark`s (tables/callcenter/watermarks.py)
+that the owner of each input partition sends down the topology once per tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from app import codec
+from app.main import app, settings, topics
+from agents.common import input_tracker
+from tables.callcenter.watermarks import PartitionProgress, StreamMark, input_lag_s, source_mark
+
+log = logging.getLogger(__name__)
+SOURCE = -1  # `via` of a mark sent straight from the input partition
+
+
+def owned(topic_name: str):
+    return sorted((tp for tp in app.assignor.assigned_actives() if tp.topic == topic_name), key=lambda tp: tp.partition)
+
+
+@app.timer(settings.tick_interval_s)
+async def send_stream_marks() -> None:
+    now = time.time()
+    lags = []
+    for tp in owned(topics.qapp_events.get_topic_name()):
+        progress = input_tracker.partitions.get(tp.partition)
+        fully_read = await input_tracker.fully_read(app, tp)
+        if progress is not None:
+            lag = input_lag_s(progress, fully_read, now)
+            if lag is not None:
+                lags.append(lag)
+        mark = source_mark(progress or PartitionProgress(), fully_read, now)
+        if mark is None:
+            continue  # nothing processed yet and more to read: no promise to make
+        value = codec.encode(StreamMark(tp.partition, SOURCE, mark))
+        for stage in (topics.cc_calls, topics.cc_agents):
+            for partition in range(settings.partitions):
+                await stage.send(value=value, partition=partition)
+    input_tracker.lag_s = max(lags) if lags else None
+    input_tracker.stale = input_tracker.lag_s is not None and input_tracker.lag_s > settings.stale_after_s
+
+
+def input_partitions() -> int:
+    """Partitions of the input topic as the cluster has it (it may be made outside)."""
+    count = app.consumer.topic_partitions(topics.qapp_events.get_topic_name()) if app.consumer else None
+    return count or settings.partitions

@@ -1,0 +1,70 @@
+"""The Faust application: created once here, with its topics and tables.
+
+`python -m app worker` (or `faust -A app.main worker`) runs it. Agents in `agents/`
+and views in `web/` attach themselves to `app` when imported at the bottom.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from app import codec  # noqa: F401  (registers the orjson codec)
+from app.logs import configure_logging
+from app.settings import Settings, get_settings
+from app.topics import Topics, ensure_topics
+
+
+class SwitchboardApp(faust.App):
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        await ensure_topics(get_settings())
+
+
+def create_app(settings: Settings) -> faust.App:
+    return SwitchboardApp(
+        settings.app_id,
+        broker=settings.kafka_url,
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        web_host=settings.web_bind,
+        web_port=settings.web_port,
+        canonical_url=settings.canonical_url,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        key_serializer="raw",
+        value_serializer="raw",
+        table_standby_replicas=settings.standby_replicas,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_commit_interval=settings.commit_interval_s,
+        web_in_thread=False,
+        logging_config=None,
+        loghandlers=[],
+    )
+
+
+settings = get_settings()
+configure_logging(settings)
+app = create_app(settings)
+topics = Topics.declare(app, settings)
+
+
+def table(name: str) -> faust.Table:
+    """A changelog-backed RocksDB table: text keys, orjson values."""
+    schema = faust.Schema(key_serializer="raw", value_serializer="orjson")
+    return app.Table(name, partitions=settings.partitions, schema=schema)
+
+
+# One table per kind of thing, keyed like the stream that writes it.
+calls_table = table("cc-calls")
+operators_table = table("cc-operators")
+queues_table = table("cc-queues")
+windows_table = table("cc-windows")  # a queue's windows, under "queue|start" keys in the queue's partition
+
+import agents.callcenter  # noqa: E402,F401
+import agents.housekeeping  # noqa: E402,F401
+import web.callcenter  # noqa: E402,F401
+import web.operations  # noqa: E402,F401

@@ -1,0 +1,41 @@
+"""Prometheus metrics of the service (served at GET /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+events_in = Counter("switchboard_events_in_total", "Records consumed, per topic", ["topic"], registry=REGISTRY)
+events_out = Counter("switchboard_events_out_total", "Records produced, per topic", ["topic"], registry=REGISTRY)
+events_rejected = Counter(
+    "switchboard_events_rejected_total", "Records sent to dead-letters, per source topic and reason kind", ["topic", "reason"],
+    registry=REGISTRY,
+)
+events_ignored = Counter(
+    "switchboard_events_ignored_total", "queue_log events that change no state, per event and whether known",
+    ["event", "known"], registry=REGISTRY,
+)
+processing_seconds = Histogram(
+    "switchboard_processing_seconds", "Time to process one record, per stage", ["stage"], registry=REGISTRY,
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
+)
+event_delay_seconds = Gauge(
+    "switchboard_event_delay_seconds", "Wall clock minus event time of the last qapp-events record processed",
+    registry=REGISTRY,
+)
+consumer_lag = Gauge("switchboard_consumer_lag_records", "Records not yet consumed, per topic", ["topic"], registry=REGISTRY)
+table_size = Gauge("switchboard_table_keys", "Keys in the active partitions of a table", ["table"], registry=REGISTRY)
+staleness_resets = Counter(
+    "switchboard_staleness_resets_total", "State reset by the staleness sweep, per kind", ["kind"], registry=REGISTRY
+)
+late_events = Counter(
+    "switchboard_late_window_events_total", "Window facts that arrived after their window was final", registry=REGISTRY
+)
+external_calls = Counter(
+    "switchboard_external_calls_total", "Calls to external systems, per system and outcome", ["system", "outcome"],
+    registry=REGISTRY,
+)
+http_requests = Counter(
+    "switchboard_http_requests_total", "HTTP requests, per route and status", ["route", "status"], registry=REGISTRY
+)

@@ -1,0 +1,88 @@
+"""Service settings, read once from the environment (see README "Configuration")."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROLES = ("manager", "operator", "client", "lawyer", "admin", "driver", "service")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    app_id: str = "switchboard"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    web_bind: str = "127.0.0.1"  # interface the web server listens on
+    data_dir: Path = Path(".cache/data")
+    partitions: int = Field(4, ge=1)
+    auth_tokens: str = "dev-manager-token=manager,dev-service-token=service,dev-admin-token=admin"
+    krt_url: str = "http://127.0.0.1:8088"
+    ami_url: str = ""
+    log_level: str = "info"
+    log_format: str = "json"  # json | text
+
+    # Kafka / Faust tuning (tests set the timeouts low for fast start-up)
+    replication_factor: int = Field(1, ge=1)
+    standby_replicas: int = Field(1, ge=0)
+    broker_session_timeout_s: float = 30.0
+    broker_heartbeat_interval_s: float = 3.0
+    broker_rebalance_timeout_s: float = 60.0
+    commit_interval_s: float = 2.8
+    tick_interval_s: float = Field(1.0, gt=0)  # how often time reaches the queue/operator stages
+
+    # call-center metrics and staleness
+    window_s: int = Field(60, ge=1)
+    sl_threshold_s: float = Field(20.0, ge=0)
+    windows_kept_s: int = Field(24 * 3600, ge=60)
+    window_grace_s: float = Field(30.0, ge=0)  # late events (p99 ~10 s) still land before a window is final
+    call_wait_timeout_s: float = 3600.0  # waiting longer: the call is marked lost
+    call_talk_timeout_s: float = 4 * 3600.0  # talking longer: the call is closed
+    operator_idle_timeout_s: float = 12 * 3600.0  # no event for this long: the operator goes offline
+    stale_after_s: float = 30.0  # answers are marked stale when input is further behind than this
+    caught_up_backlog: int = 100  # unread records a worker may have and still count as caught up
+    replay_close_lag_s: float = 300.0  # while input lags, a window ends this far behind the newest event
+
+    # topic names (defaults per SPEC.md)
+    topic_qapp_events: str = "qapp-events"
+    topic_call_status: str = "call-status"
+    topic_operator_status: str = "operator-status"
+    topic_queue_status: str = "queue-status"
+    topic_queue_metrics: str = "queue-metrics"
+    topic_dead_letters: str = "dead-letters"
+
+    @field_validator("auth_tokens")
+    @classmethod
+    def _tokens_well_formed(cls, value: str) -> str:
+        for pair in filter(None, (p.strip() for p in value.split(","))):
+            token, sep, role = pair.partition("=")
+            if not sep or not token or role not in ROLES:
+                raise ValueError(f"AUTH_TOKENS entry {pair!r} must be token=role with role one of {', '.join(ROLES)}")
+        return value
+
+    @property
+    def tokens(self) -> dict[str, str]:
+        pairs = (p.strip().partition("=") for p in self.auth_tokens.split(",") if p.strip())
+        return {token: role for token, _, role in pairs}
+
+    @property
+    def kafka_url(self) -> str:
+        return ";".join(f"kafka://{host}" for host in self.kafka_bootstrap.split(","))
+
+    @property
+    def canonical_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+    def internal_topic(self, name: str) -> str:
+        """Internal topics carry the app id, so two deployments on one cluster never mix."""
+        return f"{self.app_id}-{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

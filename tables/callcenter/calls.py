@@ -1,0 +1,216 @@
+"""Per-call state: what each queue_log call event does to one call.
+
+`apply_call_event(call, event)` is the whole rule. Events of one call arrive in order
+but may be lost, duplicated or replayed after a crash, so an event older than what the
+call has already seen (by time, then by its place in a call's life) changes nothing;
+it still re-announces the call's current view, which is idempotent downstream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Optional
+
+from tables.callcenter.events import (
+    CallCompleted,
+    CallConnected,
+    CallEntered,
+    CallEvent,
+    CallLeftUnanswered,
+    CallRingNoAnswer,
+    CallTransferred,
+    UNANSWERED_KINDS,
+)
+from tables.callcenter.windows import ANSWERED, COMPLETED, ENTERED, UNANSWERED, WindowFact
+
+WAITING, TALKING = "waiting", "talking"
+COMPLETED_STATUS, ABANDONED, EXITED, TRANSFERRED, LOST, CLOSED = (
+    "completed",
+    "abandoned",
+    "exited",
+    "transferred",
+    "lost",
+    "closed",
+)
+OPEN_STATUSES = (WAITING, TALKING)
+
+
+@dataclass(frozen=True, slots=True)
+class CallState:
+    callid: str
+    queue: str
+    status: str
+    entered_at: Optional[float] = None
+    answered_at: Optional[float] = None
+    ended_at: Optional[float] = None
+    callerid: str = ""
+    position: Optional[int] = None
+    agent: Optional[str] = None
+    holdtime_s: Optional[float] = None
+    calltime_s: Optional[float] = None
+    rings: int = 0
+    end_reason: Optional[str] = None
+    last_time: float = 0.0
+    last_rank: int = -1
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "CallState":
+        return cls(**d)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingChange:
+    """Whether a call waits in a queue, as of `time`; the queue stage keeps the set."""
+
+    queue: str
+    callid: str
+    time: float
+    waiting_since: Optional[float]  # None: not (or no longer) waiting
+
+
+@dataclass(frozen=True, slots=True)
+class CallSwept:
+    """The staleness sweep's verdict on a call nobody heard of for too long."""
+
+    time: float
+    callid: str
+    queue: str
+    status: str  # LOST (waited too long) | CLOSED (talked too long)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    call: Optional[CallState]  # the state to store (and publish on `call-status`)
+    waiting: tuple[WaitingChange, ...] = ()
+    facts: tuple[WindowFact, ...] = ()
+    changed: bool = True
+
+
+# The place of each event in a call's life: breaks ties between events of one second.
+_RANK = {CallEntered: 0, CallRingNoAnswer: 1, CallConnected: 2}
+_TERMINAL_RANK = 3
+
+
+def apply_call_event(call: Optional[CallState], event: CallEvent | CallSwept) -> CallOutcome:
+    if isinstance(event, CallSwept):
+        return _swept(call, event)
+    fact = _fact(event)
+    facts = (fact,) if fact is not None else ()
+    rank = _RANK.get(type(event), _TERMINAL_RANK)
+    if call is not None and (event.time, rank) < (call.last_time, call.last_rank):
+        return CallOutcome(call, _announce(call), facts, changed=False)
+    if call is not None and isinstance(event, CallEntered) and event.queue != call.queue and call.status == WAITING:
+        # the call moved on to another queue without an exit we heard of
+        left = WaitingChange(call.queue, call.callid, event.time, None)
+        outcome = _apply(None, event, rank)
+        return replace(outcome, waiting=(left, *outcome.waiting), facts=facts)
+    return replace(_apply(call, event, rank), facts=facts)
+
+
+def _apply(call: Optional[CallState], event: CallEvent, rank: int) -> CallOutcome:
+    if isinstance(event, CallEntered):
+        if call is not None and call.status in OPEN_STATUSES and call.queue == event.queue and call.last_rank == 0:
+            return CallOutcome(call, _announce(call), changed=False)  # the same ENTERQUEUE again
+        new = CallState(
+            callid=event.callid,
+            queue=event.queue,
+            status=WAITING,
+            entered_at=event.time,
+            callerid=event.callerid,
+            position=event.position,
+        )
+    elif isinstance(event, CallRingNoAnswer):
+        base = call or _unseen(event.callid, event.queue, WAITING)
+        new = replace(base, rings=base.rings + 1)
+    elif isinstance(event, CallConnected):
+        base = call or _unseen(event.callid, event.queue, WAITING, entered_at=event.time - event.holdtime_s)
+        new = replace(
+            base,
+            queue=event.queue,
+            status=TALKING,
+            answered_at=event.time,
+            agent=event.agent,
+            holdtime_s=event.holdtime_s,
+        )
+    elif isinstance(event, CallCompleted):
+        base = call or _unseen(event.callid, event.queue, TALKING, answered_at=event.time - event.calltime_s)
+        new = replace(
+            base,
+            status=COMPLETED_STATUS,
+            agent=event.agent,
+            ended_at=event.time,
+            holdtime_s=event.holdtime_s,
+            calltime_s=event.calltime_s,
+            end_reason="COMPLETEAGENT" if event.by_agent else "COMPLETECALLER",
+        )
+    elif isinstance(event, CallTransferred):
+        base = call or _unseen(event.callid, event.queue, TALKING, answered_at=event.time - event.calltime_s)
+        new = replace(
+            base,
+            status=TRANSFERRED,
+            agent=event.agent,
+            ended_at=event.time,
+            holdtime_s=event.holdtime_s,
+            calltime_s=event.calltime_s,
+            end_reason=f"{event.kind} {event.target}".strip(),
+        )
+    elif isinstance(event, CallLeftUnanswered):
+        base = call or _unseen(
+            event.callid,
+            event.queue,
+            WAITING,
+            entered_at=None if event.waittime_s is None else event.time - event.waittime_s,
+        )
+        new = replace(
+            base,
+            status=ABANDONED if event.kind == "ABANDON" else EXITED,
+            ended_at=event.time,
+            holdtime_s=event.waittime_s,
+            end_reason=event.kind if event.key is None else f"{event.kind} {event.key}",
+        )
+    else:  # pragma: no cover - the union is exhaustive
+        raise TypeError(f"not a call event: {event!r}")
+    new = replace(new, last_time=event.time, last_rank=rank)
+    waiting = _announce(new)
+    if call is not None and call.queue != new.queue and call.status == WAITING:
+        waiting = (WaitingChange(call.queue, call.callid, event.time, None), *waiting)
+    return CallOutcome(new, waiting)
+
+
+def _swept(call: Optional[CallState], sweep: CallSwept) -> CallOutcome:
+    expected = WAITING if sweep.status == LOST else TALKING
+    if call is None or call.status != expected:
+        return CallOutcome(call, changed=False)
+    new = replace(call, status=sweep.status, ended_at=sweep.time, end_reason="staleness sweep")
+    return CallOutcome(new, _announce(new))
+
+
+def _unseen(callid: str, queue: str, status: str, **fields) -> CallState:
+    """A call whose earlier events were lost: start from what this event tells."""
+    return CallState(callid=callid, queue=queue, status=status, **fields)
+
+
+def _announce(call: CallState) -> tuple[WaitingChange, ...]:
+    waiting_since = call.entered_at if call.status == WAITING else None
+    if call.status == WAITING and waiting_since is None:
+        waiting_since = call.last_time
+    return (WaitingChange(call.queue, call.callid, call.last_time, waiting_since),)
+
+
+def _fact(event: CallEvent) -> Optional[WindowFact]:
+    fact_id = f"{type(event).__name__}:{event.callid}:{event.time}"
+    if isinstance(event, CallEntered):
+        return WindowFact(fact_id, event.queue, event.time, ENTERED)
+    if isinstance(event, CallConnected):
+        return WindowFact(fact_id, event.queue, event.time, ANSWERED, wait_s=event.holdtime_s)
+    if isinstance(event, CallLeftUnanswered) and event.kind in UNANSWERED_KINDS:
+        fact_id = f"{event.kind}:{event.callid}:{event.time}"
+        return WindowFact(
+            fact_id, event.queue, event.time, UNANSWERED, wait_s=event.waittime_s, abandoned=event.kind == "ABANDON"
+        )
+    if isinstance(event, CallCompleted):
+        return WindowFact(fact_id, event.queue, event.time, COMPLETED, talk_s=event.calltime_s)
+    return None

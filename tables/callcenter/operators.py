@@ -1,0 +1,247 @@
+"""Per-operator telephony state: queue memberships, pauses, current calls, today's tallies.
+
+`apply_operator_event(op, event)` is the rule for one operator. It answers with the
+operator's new state and a `MemberChange` for every queue whose view of the operator
+changed (logged in? paused? on a call?), which the queue stage counts.
+Events of one operator are expected in order, but the rule tolerates reordering
+between calls (a COMPLETE before its CONNECT) and loss (a PAUSE for a queue whose
+ADDMEMBER was lost makes the operator a member).
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Iterable, Optional
+
+from tables.callcenter.calls import CLOSED, CallSwept
+from tables.callcenter.events import (
+    AgentLoggedIn,
+    CallCompleted,
+    CallConnected,
+    CallTransferred,
+    MemberAdded,
+    MemberPaused,
+    MemberRemoved,
+)
+
+OFFLINE, AVAILABLE, PAUSED, ON_CALL = "offline", "available", "paused", "on_call"
+STATES = (OFFLINE, AVAILABLE, PAUSED, ON_CALL)
+_RECENT_ENDED = 16  # calls ended lately, so a late CONNECT of one is not taken for a new call
+
+OperatorEvent = MemberAdded | MemberRemoved | MemberPaused | AgentLoggedIn | CallConnected | CallCompleted | CallTransferred
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSwept:
+    """The staleness sweep asks an operator whether it is still alive at `time`."""
+
+    time: float
+    idle_timeout_s: float
+    talk_timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    paused: bool = False
+    reason: str = ""
+    since: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentCall:
+    callid: str
+    queue: str
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorState:
+    agent: str
+    queues: dict[str, Membership] = field(default_factory=dict)
+    calls: dict[str, CurrentCall] = field(default_factory=dict)
+    agent_logged_in: bool = True  # chan_agent AGENTLOGOFF makes every membership idle
+    ended_calls: tuple[str, ...] = ()
+    state: str = OFFLINE
+    state_since: Optional[float] = None
+    last_time: float = 0.0
+    day: str = ""
+    calls_today: int = 0
+    talk_time_today_s: float = 0.0
+    time_in_state_today_s: dict[str, float] = field(default_factory=dict)
+    idle_resets: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "OperatorState":
+        return cls(
+            **{
+                **d,
+                "queues": {q: Membership(**m) for q, m in d["queues"].items()},
+                "calls": {c: CurrentCall(**v) for c, v in d["calls"].items()},
+                "ended_calls": tuple(d["ended_calls"]),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MemberChange:
+    """How one queue sees one operator as of `time`; logged_in False removes it."""
+
+    queue: str
+    agent: str
+    time: float
+    logged_in: bool
+    paused: bool
+    on_call: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorOutcome:
+    operator: OperatorState
+    members: tuple[MemberChange, ...] = ()
+    swept_calls: tuple[CallSwept, ...] = ()
+    changed: bool = True
+
+
+def apply_operator_event(op: Optional[OperatorState], event: OperatorEvent | OperatorSwept) -> OperatorOutcome:
+    before = op or OperatorState(agent=getattr(event, "agent", ""))
+    if isinstance(event, OperatorSwept):
+        after, swept = _sweep(before, event)
+    else:
+        after, swept = _apply(before, event), ()
+    now = max(event.time, before.last_time)
+    after = _settle(before, replace(after, last_time=now) if not isinstance(event, OperatorSwept) else after, now)
+    changes = _member_changes(before, after, now)
+    if after == before and isinstance(event, OperatorSwept):
+        return OperatorOutcome(after, changed=False)
+    if after == before:
+        # nothing new: a duplicate or replay. Say again what queues should know (idempotent).
+        return OperatorOutcome(after, member_views(after), changed=False)
+    return OperatorOutcome(after, changes, swept)
+
+
+def member_views(op: OperatorState) -> tuple[MemberChange, ...]:
+    return tuple(_view(op, q, op.last_time) for q in op.queues)
+
+
+def telephony_state(op: OperatorState) -> str:
+    if op.calls:
+        return ON_CALL
+    if not op.queues or not op.agent_logged_in:
+        return OFFLINE
+    if all(m.paused for m in op.queues.values()):
+        return PAUSED
+    return AVAILABLE
+
+
+def time_in_state_today(op: OperatorState, now: float) -> dict[str, float]:
+    """Seconds in each telephony state since midnight (UTC) of `now`, the current state included."""
+    totals = dict(op.time_in_state_today_s) if op.day == day_of(now) else {}
+    if op.state_since is not None:
+        start = max(op.state_since, _midnight(now))
+        totals[op.state] = totals.get(op.state, 0.0) + max(0.0, now - start)
+    return {s: round(totals.get(s, 0.0), 3) for s in STATES}
+
+
+def _apply(op: OperatorState, event: OperatorEvent) -> OperatorState:
+    if isinstance(event, MemberAdded):
+        if event.queue in op.queues and op.queues[event.queue].since > event.time:
+            return op  # a newer membership fact is already known
+        return replace(op, queues={**op.queues, event.queue: Membership(event.paused, "", event.time)})
+    if isinstance(event, MemberRemoved):
+        queues = {q: m for q, m in op.queues.items() if q != event.queue or m.since > event.time}
+        return replace(op, queues=queues)
+    if isinstance(event, MemberPaused):
+        targets = [event.queue] if event.queue is not None else list(op.queues)
+        queues = dict(op.queues)
+        for q in targets:
+            current = queues.get(q, Membership(since=event.time))
+            if current.since <= event.time:
+                queues[q] = Membership(event.paused, event.reason if event.paused else "", event.time)
+        return replace(op, queues=queues)
+    if isinstance(event, AgentLoggedIn):
+        return replace(op, agent_logged_in=event.logged_in)
+    if isinstance(event, CallConnected):
+        if event.callid in op.ended_calls or event.callid in op.calls:
+            return op
+        queues = op.queues if event.queue in op.queues else {**op.queues, event.queue: Membership(since=event.time)}
+        return replace(op, queues=queues, calls={**op.calls, event.callid: CurrentCall(event.callid, event.queue, event.time)})
+    if isinstance(event, (CallCompleted, CallTransferred)):
+        if event.callid in op.ended_calls:
+            return op
+        op = _roll_day(op, event.time)
+        calls = {c: v for c, v in op.calls.items() if c != event.callid}
+        return replace(
+            op,
+            calls=calls,
+            ended_calls=(*op.ended_calls, event.callid)[-_RECENT_ENDED:],
+            calls_today=op.calls_today + 1,
+            talk_time_today_s=op.talk_time_today_s + event.calltime_s,
+        )
+    raise TypeError(f"not an operator event: {event!r}")  # pragma: no cover
+
+
+def _sweep(op: OperatorState, sweep: OperatorSwept) -> tuple[OperatorState, tuple[CallSwept, ...]]:
+    if op.state != OFFLINE and sweep.time - op.last_time > sweep.idle_timeout_s:
+        swept = tuple(CallSwept(sweep.time, c.callid, c.queue, CLOSED) for c in op.calls.values())
+        return replace(op, queues={}, calls={}, idle_resets=op.idle_resets + 1), swept
+    stale = [c for c in op.calls.values() if sweep.time - c.since > sweep.talk_timeout_s]
+    if not stale:
+        return op, ()
+    calls = {c: v for c, v in op.calls.items() if v not in stale}
+    ended = (*op.ended_calls, *(c.callid for c in stale))[-_RECENT_ENDED:]
+    return replace(op, calls=calls, ended_calls=ended), tuple(CallSwept(sweep.time, c.callid, c.queue, CLOSED) for c in stale)
+
+
+def _settle(before: OperatorState, after: OperatorState, now: float) -> OperatorState:
+    """Derive the telephony state; on a change, bank the time spent in the old one."""
+    state = telephony_state(after)
+    if state == before.state and before.state_since is not None:
+        return after
+    after = _roll_day(after, now)
+    totals = dict(after.time_in_state_today_s)
+    if before.state_since is not None:
+        start = max(before.state_since, _midnight(now))
+        totals[before.state] = totals.get(before.state, 0.0) + max(0.0, now - start)
+    return replace(after, state=state, state_since=now, time_in_state_today_s=totals)
+
+
+def _roll_day(op: OperatorState, now: float) -> OperatorState:
+    day = day_of(now)
+    if op.day == day:
+        return op
+    return replace(op, day=day, calls_today=0, talk_time_today_s=0.0, time_in_state_today_s={})
+
+
+def _member_changes(before: OperatorState, after: OperatorState, now: float) -> tuple[MemberChange, ...]:
+    queues: Iterable[str] = dict.fromkeys([*before.queues, *after.queues])
+    changes = []
+    for q in queues:
+        old, new = _view(before, q, now), _view(after, q, now)
+        if (old.logged_in, old.paused, old.on_call) != (new.logged_in, new.paused, new.on_call):
+            changes.append(new)
+    return tuple(changes)
+
+
+def _view(op: OperatorState, queue: str, now: float) -> MemberChange:
+    membership = op.queues.get(queue)
+    logged_in = membership is not None and op.agent_logged_in
+    return MemberChange(
+        queue=queue,
+        agent=op.agent,
+        time=now,
+        logged_in=logged_in,
+        paused=bool(logged_in and membership.paused),
+        on_call=bool(logged_in and op.calls),
+    )
+
+
+def day_of(t: float) -> str:
+    return _time.strftime("%Y-%m-%d", _time.gmtime(t))
+
+
+def _midnight(t: float) -> float:
+    return float(int(t // 86400) * 86400)

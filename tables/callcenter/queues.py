@@ -1,0 +1,140 @@
+"""Per-queue live state: who waits, who is a member, which windows are still open.
+
+The queue stage learns about calls (`WaitingChange`), operators (`MemberChange`) and
+window facts (`WindowFact`) from the call and operator stages, and about time from
+stream marks (watermarks.py). Everything the dashboard shows "as of now" is derived from this state by
+`live_view`; window contents live in their own table (see windows.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Optional
+
+from tables.callcenter.calls import LOST, CallSwept, WaitingChange
+from tables.callcenter.operators import MemberChange
+from tables.callcenter.windows import window_start
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    paused: bool
+    on_call: bool
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    queue: str
+    waiting: dict[str, float] = field(default_factory=dict)  # callid -> enter time
+    members: dict[str, Member] = field(default_factory=dict)  # logged-in members only
+    member_times: dict[str, float] = field(default_factory=dict)  # agent -> time of its last view
+    watermark: float = 0.0  # the latest event time this queue has seen
+    open_windows: tuple[float, ...] = ()  # starts of windows not yet final, oldest first
+    closed_until: float = 0.0  # every window ending at or before this is final
+    first_window: Optional[float] = None  # oldest window still kept
+    lost_calls: int = 0  # calls the sweep declared lost
+    late_facts: int = 0  # facts that arrived after their window was final
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "QueueState":
+        return cls(
+            **{
+                **d,
+                "members": {a: Member(**m) for a, m in d["members"].items()},
+                "open_windows": tuple(d["open_windows"]),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSchedule:
+    window_s: int
+    grace_s: float
+    kept_s: float
+
+
+def apply_waiting(q: QueueState, change: WaitingChange) -> QueueState:
+    waiting = dict(q.waiting)
+    if change.waiting_since is None:
+        waiting.pop(change.callid, None)
+    else:
+        waiting[change.callid] = change.waiting_since
+    return replace(q, waiting=waiting, watermark=max(q.watermark, change.time))
+
+
+def apply_member(q: QueueState, change: MemberChange) -> QueueState:
+    if q.member_times.get(change.agent, float("-inf")) > change.time:
+        return q  # an older view of this operator, overtaken
+    members = dict(q.members)
+    if change.logged_in:
+        members[change.agent] = Member(change.paused, change.on_call, change.time)
+    else:
+        members.pop(change.agent, None)
+    times = {**q.member_times, change.agent: change.time}
+    if not change.logged_in:
+        times.pop(change.agent)  # a removed member needs no memory; keeps the state small
+    return replace(q, members=members, member_times=times, watermark=max(q.watermark, change.time))
+
+
+def place_fact(q: QueueState, time: float, sched: WindowSchedule) -> tuple[QueueState, bool]:
+    """Note that a fact lands in the window of `time`; False when that window is already final."""
+    start = window_start(time, sched.window_s)
+    q = replace(q, watermark=max(q.watermark, time))
+    if start + sched.window_s <= q.closed_until:
+        return replace(q, late_facts=q.late_facts + 1), False
+    opened = q.open_windows if start in q.open_windows else tuple(sorted((*q.open_windows, start)))
+    first = start if q.first_window is None else min(q.first_window, start)
+    return replace(q, open_windows=opened, first_window=first), True
+
+
+def close_windows(q: QueueState, clock: float, sched: WindowSchedule) -> tuple[QueueState, tuple[float, ...], tuple[float, ...]]:
+    """Windows final by `clock` (their end + grace passed), and windows past retention.
+
+    Returns the new state, the starts of windows now final (emit them), and the starts
+    of kept windows that fell out of retention (delete them).
+    """
+    final = tuple(s for s in q.open_windows if s + sched.window_s + sched.grace_s <= clock)
+    if final:
+        q = replace(
+            q,
+            open_windows=tuple(s for s in q.open_windows if s not in final),
+            closed_until=max(q.closed_until, final[-1] + sched.window_s),
+        )
+    expired: tuple[float, ...] = ()
+    horizon = window_start(q.watermark - sched.kept_s, sched.window_s)
+    if q.first_window is not None and q.first_window < horizon:
+        # every slot between, present or not; bounded by how far retention moved
+        expired = tuple(float(s) for s in range(int(q.first_window), int(horizon), sched.window_s))
+        q = replace(q, first_window=horizon)
+    return q, final, expired
+
+
+def sweep_lost_calls(q: QueueState, now: float, wait_timeout_s: float) -> tuple[QueueState, tuple[CallSwept, ...]]:
+    """Calls waiting longer than anyone waits: an exit event was lost."""
+    lost = tuple(CallSwept(now, c, q.queue, LOST) for c, since in q.waiting.items() if now - since > wait_timeout_s)
+    if not lost:
+        return q, ()
+    gone = {s.callid for s in lost}
+    waiting = {c: t for c, t in q.waiting.items() if c not in gone}
+    return replace(q, waiting=waiting, lost_calls=q.lost_calls + len(lost)), lost
+
+
+def live_view(q: QueueState, now: float) -> dict:
+    """`calls_waiting`, `longest_wait_s` and the operator counts of SPEC.md, as of `now`."""
+    oldest = min(q.waiting.values(), default=None)
+    members = q.members.values()
+    paused = sum(1 for m in members if m.paused)
+    on_call = sum(1 for m in members if m.on_call)
+    available = sum(1 for m in members if not m.paused and not m.on_call)
+    return {
+        "queue": q.queue,
+        "calls_waiting": len(q.waiting),
+        "longest_wait_s": None if oldest is None else round(max(0.0, now - oldest), 3),
+        "operators": {"logged_in": len(q.members), "paused": paused, "on_call": on_call, "available": available},
+        "lost_calls": q.lost_calls,
+        "late_events": q.late_facts,
+    }

@@ -1,0 +1,58 @@
+"""Stream time: how far every input partition has been read, carried down the topology.
+
+Each owner of a `qapp-events` partition sends a `StreamMark` into every partition of the
+next stage: "everything I read up to event time T has been forwarded ahead of this mark".
+A stage forwards marks behind its own output. A partition's low watermark is the least
+mark over every path into it; windows end, and the staleness sweep judges, by that
+clock, so a replay or a slow partition can never make a window final too early. A
+partition that has read everything there is marks wall-clock time: live, stream time is
+now, and lateness is the grace period's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMark:
+    source: int  # the qapp-events partition
+    via: int  # the intermediate partition it passed through (-1: straight from the source)
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionProgress:
+    """What the route stage knows of one input partition."""
+
+    offset: int = -1  # last offset processed (its outputs sent)
+    event_time: Optional[float] = None  # event time of that record
+    delay_s: Optional[float] = None  # wall clock minus event time when it was processed
+
+
+def source_mark(progress: PartitionProgress, fully_read: bool, now: float) -> Optional[float]:
+    """The mark a source partition may send: wall time when fully read, else its event time."""
+    return now if fully_read else progress.event_time
+
+
+def low_watermark(marks: Mapping[tuple[int, int], float], sources: int, vias: tuple[int, ...]) -> Optional[float]:
+    """The least mark over every (source, via) path; None until every path has spoken."""
+    times = []
+    for source in range(sources):
+        for via in vias:
+            time = marks.get((source, via))
+            if time is None:
+                return None
+            times.append(time)
+    return min(times) if times else None
+
+
+def input_lag_s(progress: PartitionProgress, fully_read: bool, now: float) -> Optional[float]:
+    """How far behind one input partition is: the delay of its last record if it is fully
+    read (the upstream's own delay), else how old the last processed record is."""
+    if progress.event_time is None:
+        return None
+    if fully_read:
+        return progress.delay_s
+    return max(0.0, now - progress.event_time)

@@ -1,0 +1,238 @@
+"""Real parts for integration tests: a Kafka broker, worker subprocesses, HTTP and Kafka clients.
+
+Nothing here is mocked: the broker is Apache Kafka started by dev/kafka/broker.sh on
+free ports, workers are `python -m app worker` processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+MANAGER = "test-manager-token"
+SERVICE = "test-service-token"
+TOKENS = f"{MANAGER}=manager,{SERVICE}=service,test-operator-token=operator,test-driver-token=driver"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as exc:  # keep trying until the deadline; report the last failure
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+
+
+@dataclass
+class Broker:
+    port: int
+    directory: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _env(self) -> dict:
+        return {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(free_port()),
+                "KAFKA_DIR": str(self.directory)}
+
+    def start(self) -> None:
+        subprocess.run([str(ROOT / "dev/kafka/broker.sh"), "start"], env=self._env(), check=True)
+        asyncio.run(_wait_for_metadata(self.bootstrap, 60))
+
+    def stop(self) -> None:
+        subprocess.run([str(ROOT / "dev/kafka/broker.sh"), "stop"], env=self._env(), check=False)
+
+
+async def _wait_for_metadata(bootstrap: str, timeout: float) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    deadline = time.monotonic() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+
+
+@dataclass
+class Deployment:
+    """One isolated installation on the shared broker: its own app id and topic names."""
+
+    broker: Broker
+    workdir: Path
+    name: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:8])
+    partitions: int = 4
+    extra_env: dict = field(default_factory=dict)
+
+    def topic(self, public_name: str) -> str:
+        return f"{self.name}.{public_name}"
+
+    def env(self, **overrides: Any) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "APP_", "TOPIC_", "WEB_"))}
+        env.update(
+            KAFKA_BOOTSTRAP=self.broker.bootstrap,
+            APP_ID=self.name,
+            PARTITIONS=str(self.partitions),
+            AUTH_TOKENS=TOKENS,
+            LOG_FORMAT="text",
+            BROKER_SESSION_TIMEOUT_S="6",
+            BROKER_HEARTBEAT_INTERVAL_S="0.5",
+            BROKER_REBALANCE_TIMEOUT_S="6",
+            COMMIT_INTERVAL_S="0.5",
+            PYTHONUNBUFFERED="1",
+        )
+        for public in ("qapp_events", "call_status", "operator_status", "queue_status", "queue_metrics", "dead_letters"):
+            env[f"TOPIC_{public.upper()}"] = self.topic(public.replace("_", "-"))
+        env.update({k: str(v) for k, v in self.extra_env.items()})
+        env.update({k: str(v) for k, v in overrides.items()})
+        return env
+
+
+class Worker:
+    def __init__(self, deployment: Deployment, index: int, **env: Any) -> None:
+        self.deployment = deployment
+        self.port = free_port()
+        self.data_dir = deployment.workdir / f"worker{index}-data"
+        self.log_path = deployment.workdir / f"worker{index}.log"
+        self.env = deployment.env(WEB_PORT=self.port, WEB_HOST="127.0.0.1", DATA_DIR=self.data_dir, **env)
+        self.process: Optional[subprocess.Popen] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Worker":
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app", "worker", "-l", "info"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 90) -> "Worker":
+        def ready():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}; log: {self.log_tail()}")
+            status, _ = http_get(self.url + "/ready", timeout=2)
+            return status == 200
+
+        wait_until(ready, timeout, 0.5, f"worker on {self.url} to be ready (log {self.log_path})")
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def http_get(url: str, token: Optional[str] = None, timeout: float = 10) -> tuple[int, Any]:
+    return http_request("GET", url, token=token, timeout=timeout)
+
+
+def http_request(method: str, url: str, body: Any = None, token: Optional[str] = None, timeout: float = 10) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            raw, status = resp.read(), resp.status
+    except urllib.error.HTTPError as err:
+        raw, status = err.read(), err.code
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[Optional[bytes], bytes]]) -> int:
+    async def run() -> int:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+        await producer.start()
+        count = 0
+        try:
+            for key, value in records:
+                await producer.send(topic, key=key, value=value)
+                count += 1
+            await producer.flush()
+        finally:
+            await producer.stop()
+        return count
+
+    return asyncio.run(run())
+
+
+def consume_all(bootstrap: str, topic: str, idle_s: float = 2.0, timeout: float = 30) -> list[tuple[Optional[bytes], Optional[bytes]]]:
+    """Every record of `topic` from the beginning, until nothing new arrives for `idle_s`."""
+
+    async def run():
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        records = []
+        try:
+            deadline = time.monotonic() + timeout
+            last_new = time.monotonic()
+            while time.monotonic() < deadline and time.monotonic() - last_new < idle_s:
+                batch = await consumer.getmany(timeout_ms=200)
+                for msgs in batch.values():
+                    records.extend((m.key, m.value) for m in msgs)
+                    last_new = time.monotonic()
+        finally:
+            await consumer.stop()
+        return records
+
+    return asyncio.run(run())

@@ -1,0 +1,525 @@
+"""Per-queue live state: who waits, who is a member, which windows are open, what is lost.
+
+Most scenarios drive a small in-memory panel that wires the pure rules the way the agents do
+(call stage, operator stage, queue stage, routed by `destinations`); a time column `+N` in a
+queue_log line means N seconds after `T0`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tables.callcenter.calls import CLOSED, LOST, TALKING, WAITING, CallState, CallSwept, WaitingChange, apply_call_event
+from tables.callcenter.operators import MemberChange, OperatorState, OperatorSwept, apply_operator_event
+from tables.callcenter.queue_log import interpret, parse_line
+from tables.callcenter.queues import (
+    Member,
+    QueueState,
+    WindowSchedule,
+    apply_member,
+    apply_waiting,
+    close_windows,
+    live_view,
+    place_fact,
+    sweep_lost_calls,
+)
+from tables.callcenter.routing import CALLS, destinations
+
+T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC; T0 // 60 * 60 = T0 - 20
+W0 = T0 - 20  # the minute window T0 falls in
+HOUR = 3600.0
+WAIT_S, TALK_S, IDLE_S = 1 * HOUR, 4 * HOUR, 12 * HOUR
+SCHED = WindowSchedule(window_s=60, grace_s=30.0, kept_s=24 * HOUR)
+
+
+def event(line: str):
+    when, rest = line.split("|", 1)
+    if when.startswith("+"):
+        when = repr(T0 + float(when[1:]))
+    return interpret(parse_line(f"{when}|{rest}"))
+
+
+class Panel:
+    """The call, operator and queue stages in memory, wired as agents/callcenter.py wires them."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, CallState] = {}
+        self.operators: dict[str, OperatorState] = {}
+        self.queues: dict[str, QueueState] = {}
+
+    def feed(self, *lines: str) -> "Panel":
+        for line in lines:
+            parsed = event(line)
+            for stage, _key in destinations(parsed):
+                if stage == CALLS:
+                    self._call(parsed)
+                else:
+                    self._operator(parsed.agent, parsed)
+        return self
+
+    def sweep(self, after_s: float) -> "Panel":
+        """One staleness sweep at T0 + after_s: the queues' lost calls, then every operator."""
+        now = T0 + after_s
+        for name in list(self.queues):
+            self.queues[name], lost = sweep_lost_calls(self.queues[name], now, WAIT_S)
+            for verdict in lost:
+                self._call(verdict)
+        for agent in list(self.operators):
+            self._operator(agent, OperatorSwept(now, IDLE_S, TALK_S))
+        return self
+
+    def view(self, queue: str, after_s: float) -> dict:
+        return live_view(self._queue(queue), T0 + after_s)
+
+    def counts(self, queue: str) -> dict:
+        return self.view(queue, 0)["operators"]
+
+    def _queue(self, name: str) -> QueueState:
+        return self.queues.get(name) or QueueState(name)
+
+    def _call(self, message) -> None:
+        outcome = apply_call_event(self.calls.get(message.callid), message)
+        if outcome.call is not None:
+            self.calls[message.callid] = outcome.call
+        for change in outcome.waiting:
+            self.queues[change.queue] = apply_waiting(self._queue(change.queue), change)
+
+    def _operator(self, agent: str, message) -> None:
+        outcome = apply_operator_event(self.operators.get(agent), message)
+        self.operators[agent] = outcome.operator
+        for change in outcome.members:
+            self.queues[change.queue] = apply_member(self._queue(change.queue), change)
+        for verdict in outcome.swept_calls:
+            self._call(verdict)
+
+
+def counts(logged_in: int = 0, paused: int = 0, on_call: int = 0, available: int = 0) -> dict:
+    return {"logged_in": logged_in, "paused": paused, "on_call": on_call, "available": available}
+
+
+def member(q: QueueState, agent: str, time: float, *, logged_in: bool = True, paused: bool = False, on_call: bool = False) -> QueueState:
+    return apply_member(q, MemberChange(q.queue, agent, time, logged_in, paused, on_call))
+
+
+# --- who waits ---------------------------------------------------------------------------
+
+
+def test_empty_queue_has_nobody_waiting_and_no_longest_wait() -> None:
+    assert live_view(QueueState("support"), T0) == {
+        "queue": "support",
+        "calls_waiting": 0,
+        "longest_wait_s": None,
+        "operators": counts(),
+        "lost_calls": 0,
+        "late_events": 0,
+    }
+
+
+def test_call_starting_to_wait_is_counted_from_its_enter_time() -> None:
+    q = apply_waiting(QueueState("support"), WaitingChange("support", "c1", T0 + 5, T0))
+    assert (q.waiting, q.watermark) == ({"c1": T0}, T0 + 5)
+    assert live_view(q, T0 + 30)["calls_waiting"] == 1
+
+
+def test_longest_wait_is_that_of_the_oldest_waiting_call() -> None:
+    q = QueueState("support")
+    for callid, since in (("c1", T0 + 10), ("c2", T0), ("c3", T0 + 20)):
+        q = apply_waiting(q, WaitingChange("support", callid, since, since))
+    view = live_view(q, T0 + 45.5)
+    assert (view["calls_waiting"], view["longest_wait_s"]) == (3, 45.5)
+
+
+def test_longest_wait_is_never_negative_when_the_clock_is_behind_the_events() -> None:
+    q = apply_waiting(QueueState("support"), WaitingChange("support", "c1", T0, T0))
+    assert live_view(q, T0 - 3)["longest_wait_s"] == 0.0
+
+
+def test_call_no_longer_waiting_leaves_the_count() -> None:
+    q = apply_waiting(QueueState("support"), WaitingChange("support", "c1", T0, T0))
+    q = apply_waiting(q, WaitingChange("support", "c1", T0 + 9, None))
+    assert (q.waiting, live_view(q, T0 + 10)["longest_wait_s"]) == ({}, None)
+
+
+def test_end_of_a_call_the_queue_never_saw_waiting_is_harmless() -> None:
+    q = apply_waiting(QueueState("support"), WaitingChange("support", "c9", T0, None))
+    assert (q.waiting, q.watermark) == ({}, T0)
+
+
+def test_panel_counts_a_call_waiting_until_it_is_answered() -> None:
+    panel = Panel().feed("+0|c1|support|NONE|ENTERQUEUE||+7916|1", "+0|c2|support|NONE|ENTERQUEUE||+7917|2")
+    assert panel.view("support", 20)["calls_waiting"] == 2
+    panel.feed("+12|c1|support|SIP/100|CONNECT|12|x|1")
+    assert (panel.view("support", 20)["calls_waiting"], panel.view("support", 20)["longest_wait_s"]) == (1, 20.0)
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        "+40|c1|support|NONE|ABANDON|1|1|40",
+        "+40|c1|support|NONE|EXITWITHTIMEOUT|1|1|40",
+        "+40|c1|support|NONE|EXITEMPTY|1|1|40",
+        "+40|c1|support|NONE|EXITWITHKEY|5|1|1|40",
+        "+40|c1|support|NONE|WITHDRAW|1|1|40|x",
+        "+40|c1|support|SIP/100|COMPLETECALLER|40|0|1",
+    ],
+    ids=["abandon", "timeout", "empty", "key", "withdraw", "complete-without-connect"],
+)
+def test_call_leaving_unanswered_stops_waiting(ending: str) -> None:
+    panel = Panel().feed("+0|c1|support|NONE|ENTERQUEUE||+7916|1", ending)
+    assert panel.view("support", 50)["calls_waiting"] == 0
+
+
+def test_call_reentering_another_queue_waits_there_and_not_here() -> None:
+    panel = Panel().feed("+0|c1|support|NONE|ENTERQUEUE||+7916|1", "+30|c1|sales|NONE|ENTERQUEUE||+7916|1")
+    assert (panel.view("support", 40)["calls_waiting"], panel.view("sales", 40)["longest_wait_s"]) == (0, 10.0)
+
+
+def test_each_line_twice_gives_the_same_panel() -> None:
+    lines = (
+        "+0|MANAGER|support|SIP/100|ADDMEMBER|",
+        "+1|c1|support|NONE|ENTERQUEUE||+7916|1",
+        "+2|c2|support|NONE|ENTERQUEUE||+7917|2",
+        "+5|NONE|support|SIP/100|PAUSE|x",
+        "+8|NONE|support|SIP/100|UNPAUSE|",
+        "+12|c1|support|SIP/100|CONNECT|11|x|1",
+    )
+    once = Panel().feed(*lines)
+    twice = Panel().feed(*(line for line in lines for _ in range(2)))
+    assert twice.view("support", 30) == once.view("support", 30)
+    assert once.view("support", 30)["calls_waiting"] == 1
+    assert once.counts("support") == counts(logged_in=1, on_call=1)
+
+
+# --- operator counts ---------------------------------------------------------------------
+
+
+def test_operator_counts_follow_spec_set_difference() -> None:
+    q = QueueState("support")
+    q = member(q, "A", T0)  # available
+    q = member(q, "B", T0, paused=True)
+    q = member(q, "C", T0, on_call=True)
+    q = member(q, "D", T0, paused=True, on_call=True)  # SPEC: in paused and on_call, not available
+    assert live_view(q, T0)["operators"] == counts(logged_in=4, paused=2, on_call=2, available=1)
+
+
+def test_member_logging_out_leaves_the_counts_and_the_memory() -> None:
+    q = member(member(QueueState("support"), "A", T0), "A", T0 + 5, logged_in=False)
+    assert (q.members, q.member_times) == ({}, {})
+
+
+def test_older_view_of_a_member_is_ignored() -> None:
+    q = member(QueueState("support"), "A", T0 + 10, paused=True)
+    q = member(q, "A", T0 + 5)
+    assert q.members == {"A": Member(paused=True, on_call=False, time=T0 + 10)}
+
+
+def test_view_of_the_same_second_arriving_later_wins() -> None:
+    q = member(QueueState("support"), "A", T0, paused=True)
+    q = member(q, "A", T0)
+    assert q.members["A"].paused is False
+
+
+def test_panel_counts_added_paused_and_removed_members() -> None:
+    panel = Panel().feed(
+        "+0|MANAGER|support|SIP/100|ADDMEMBER|",
+        "+0|MANAGER|support|SIP/101|ADDMEMBER|PAUSED",
+        "+0|MANAGER|support|SIP/102|ADDMEMBER|",
+    )
+    assert panel.counts("support") == counts(logged_in=3, paused=1, available=2)
+    panel.feed("+10|MANAGER|support|SIP/102|REMOVEMEMBER|")
+    assert panel.counts("support") == counts(logged_in=2, paused=1, available=1)
+
+
+def test_operator_on_a_call_from_another_queue_is_on_call_here_too() -> None:
+    panel = Panel().feed(
+        "+0|MANAGER|support|SIP/100|ADDMEMBER|",
+        "+0|MANAGER|sales|SIP/100|ADDMEMBER|",
+        "+5|c1|sales|SIP/100|CONNECT|5|x|1",
+    )
+    assert panel.counts("support") == counts(logged_in=1, on_call=1)
+    panel.feed("+65|c1|sales|SIP/100|COMPLETEAGENT|5|60|1")
+    assert panel.counts("support") == counts(logged_in=1, available=1)
+
+
+def test_pause_for_a_queue_whose_addmember_was_lost_counts_a_paused_member() -> None:
+    panel = Panel().feed("+10|NONE|support|SIP/100|PAUSE|lunch")
+    assert panel.counts("support") == counts(logged_in=1, paused=1)
+
+
+def test_pauseall_and_unpauseall_change_the_counts_of_every_queue() -> None:
+    panel = Panel().feed(
+        "+0|MANAGER|support|SIP/100|ADDMEMBER|",
+        "+0|MANAGER|sales|SIP/100|ADDMEMBER|",
+        "+0|MANAGER|sales|SIP/101|ADDMEMBER|",
+        "+10|NONE|NONE|SIP/100|PAUSEALL|break",
+    )
+    assert (panel.counts("support"), panel.counts("sales")) == (
+        counts(logged_in=1, paused=1),
+        counts(logged_in=2, paused=1, available=1),
+    )
+    panel.feed("+20|NONE|NONE|SIP/100|UNPAUSEALL|")
+    assert (panel.counts("support"), panel.counts("sales")) == (counts(logged_in=1, available=1), counts(logged_in=2, available=2))
+
+
+def test_paused_operator_taking_a_call_counts_in_neither_available() -> None:
+    panel = Panel().feed(
+        "+0|MANAGER|support|SIP/100|ADDMEMBER|",
+        "+5|NONE|support|SIP/100|PAUSE|",
+        "+6|c1|support|SIP/100|CONNECT|1|x|1",
+    )
+    assert panel.counts("support") == counts(logged_in=1, paused=1, on_call=1, available=0)
+
+
+def test_agent_logoff_takes_the_operator_out_of_every_count() -> None:
+    panel = Panel().feed(
+        "+0|MANAGER|support|Agent/1|ADDMEMBER|",
+        "+0|MANAGER|sales|Agent/1|ADDMEMBER|",
+        "+50|NONE|NONE|Agent/1|AGENTLOGOFF|SIP/1-1|50",
+    )
+    assert (panel.counts("support"), panel.counts("sales")) == (counts(), counts())
+    panel.feed("+60|NONE|NONE|Agent/1|AGENTLOGIN|SIP/1-2")
+    assert panel.counts("support") == counts(logged_in=1, available=1)
+
+
+# --- staleness sweeps --------------------------------------------------------------------
+
+
+def test_call_waiting_more_than_an_hour_is_lost_and_counted() -> None:
+    q = QueueState("support", waiting={"c1": T0, "c2": T0 + 100})
+    q, lost = sweep_lost_calls(q, T0 + HOUR + 1, WAIT_S)
+    assert lost == (CallSwept(T0 + HOUR + 1, "c1", "support", LOST),)
+    assert (q.waiting, q.lost_calls) == ({"c2": T0 + 100}, 1)
+    assert live_view(q, T0 + HOUR + 1)["lost_calls"] == 1
+
+
+def test_call_waiting_exactly_an_hour_is_not_lost_yet() -> None:
+    q = QueueState("support", waiting={"c1": T0})
+    assert sweep_lost_calls(q, T0 + HOUR, WAIT_S) == (q, ())
+
+
+def test_every_lost_call_is_counted_across_sweeps() -> None:
+    q = QueueState("support", waiting={"c1": T0, "c2": T0 + 10})
+    q, first = sweep_lost_calls(q, T0 + HOUR + 5, WAIT_S)
+    q, second = sweep_lost_calls(q, T0 + HOUR + 15, WAIT_S)
+    q, third = sweep_lost_calls(q, T0 + HOUR + 25, WAIT_S)
+    assert ([len(first), len(second), len(third)], q.lost_calls, q.waiting) == ([1, 1, 0], 2, {})
+
+
+def test_panel_marks_the_forgotten_call_lost_and_stops_counting_it() -> None:
+    panel = Panel().feed("+0|c1|support|NONE|ENTERQUEUE||+7916|1").sweep(HOUR + 1)
+    assert panel.calls["c1"].status == LOST
+    view = panel.view("support", HOUR + 1)
+    assert (view["calls_waiting"], view["lost_calls"]) == (0, 1)
+
+
+def test_panel_closes_a_call_talking_more_than_four_hours() -> None:
+    panel = Panel().feed(
+        "+0|MANAGER|support|SIP/100|ADDMEMBER|",
+        "+0|c1|support|NONE|ENTERQUEUE||+7916|1",
+        "+5|c1|support|SIP/100|CONNECT|5|x|1",
+        f"+{TALK_S}|NONE|sales|SIP/100|PAUSE|",  # the operator is alive; only the call is stale
+    )
+    panel.sweep(5 + TALK_S - 1)
+    assert (panel.calls["c1"].status, panel.counts("support")) == (TALKING, counts(logged_in=1, on_call=1))
+    panel.sweep(5 + TALK_S + 1)
+    assert (panel.calls["c1"].status, panel.counts("support")) == (CLOSED, counts(logged_in=1, available=1))
+
+
+def test_panel_takes_an_operator_silent_for_12_hours_offline() -> None:
+    panel = Panel().feed("+0|MANAGER|support|SIP/100|ADDMEMBER|", "+0|MANAGER|support|SIP/101|ADDMEMBER|")
+    panel.feed(f"+{IDLE_S}|NONE|support|SIP/101|PAUSE|")
+    panel.sweep(IDLE_S + 1)
+    assert panel.counts("support") == counts(logged_in=1, paused=1)
+    assert (panel.operators["SIP/100"].idle_resets, panel.operators["SIP/101"].idle_resets) == (1, 0)
+
+
+def test_panel_closes_the_call_of_an_operator_gone_offline() -> None:
+    panel = Panel().feed("+0|c1|support|NONE|ENTERQUEUE||+7916|1", "+5|c1|support|SIP/100|CONNECT|5|x|1")
+    panel.sweep(5 + IDLE_S + 1)
+    assert (panel.calls["c1"].status, panel.counts("support")) == (CLOSED, counts())
+
+
+# --- windows: placement, closing, retention -----------------------------------------------
+
+
+def test_fact_opens_the_window_of_its_event_time() -> None:
+    q, on_time = place_fact(QueueState("support"), T0 + 5, SCHED)
+    assert on_time
+    assert (q.open_windows, q.first_window, q.watermark) == ((W0,), W0, T0 + 5)
+
+
+def test_facts_of_one_window_open_it_once_and_windows_stay_sorted() -> None:
+    q = QueueState("support")
+    for t in (T0 + 70, T0, T0 + 1, T0 + 39.999):
+        q, _ = place_fact(q, t, SCHED)
+    assert (q.open_windows, q.first_window) == ((W0, W0 + 60), W0)
+
+
+def test_window_is_not_final_before_its_end_plus_grace() -> None:
+    q, _ = place_fact(QueueState("support"), T0, SCHED)
+    q, final, expired = close_windows(q, W0 + 60 + 30 - 0.001, SCHED)
+    assert (final, expired, q.open_windows, q.closed_until) == ((), (), (W0,), 0.0)
+
+
+def test_window_is_final_once_its_end_plus_grace_has_come() -> None:
+    q, _ = place_fact(QueueState("support"), T0, SCHED)
+    q, final, _ = close_windows(q, W0 + 90, SCHED)
+    assert (final, q.open_windows, q.closed_until) == ((W0,), (), W0 + 60)
+
+
+def test_windows_become_final_oldest_first_and_once() -> None:
+    q = QueueState("support")
+    for t in (W0 + 125, W0 + 5, W0 + 65):
+        q, _ = place_fact(q, t, SCHED)
+    q, final, _ = close_windows(q, W0 + 120 + 30, SCHED)
+    assert (final, q.closed_until) == ((W0, W0 + 60), W0 + 120)
+    q, again, _ = close_windows(q, W0 + 151, SCHED)
+    assert (again, q.open_windows) == ((), (W0 + 120,))
+
+
+def test_fact_after_its_window_ended_but_within_grace_is_on_time() -> None:
+    q, _ = place_fact(QueueState("support"), T0 + 50, SCHED)  # watermark past W0's end
+    q, _, _ = close_windows(q, W0 + 80, SCHED)
+    q, on_time = place_fact(q, T0 + 1, SCHED)
+    assert (on_time, q.late_facts) == (True, 0)
+
+
+def test_fact_arriving_after_its_window_is_final_is_counted_late() -> None:
+    q, _ = place_fact(QueueState("support"), T0, SCHED)
+    q, _, _ = close_windows(q, W0 + 90, SCHED)
+    q, on_time = place_fact(q, T0 + 30, SCHED)
+    assert (on_time, q.late_facts, q.open_windows) == (False, 1, ())  # not reopened
+    assert live_view(q, W0 + 90)["late_events"] == 1
+
+
+def test_fact_for_an_empty_window_older_than_a_final_one_is_late() -> None:
+    q, _ = place_fact(QueueState("support"), T0 + 60, SCHED)
+    q, _, _ = close_windows(q, W0 + 150, SCHED)
+    q, on_time = place_fact(q, T0 - 30, SCHED)
+    assert (on_time, q.late_facts) == (False, 1)
+
+
+def test_windows_past_retention_are_deleted_every_slot_once() -> None:
+    sched = WindowSchedule(window_s=60, grace_s=30.0, kept_s=300)
+    q = QueueState("support")
+    q, _ = place_fact(q, T0, sched)
+    q, _ = place_fact(q, T0 + 120, sched)
+    q, final, expired = close_windows(q, T0 + 120, sched)
+    assert (final, expired) == ((W0,), ())  # watermark T0 + 120: the horizon is before W0
+    q, _ = place_fact(q, T0 + 430, sched)
+    q, final, expired = close_windows(q, T0 + 430, sched)
+    assert final == (W0 + 120,)
+    assert expired == (W0, W0 + 60)  # horizon = start of (T0 + 430 - 300) = W0 + 120
+    assert q.first_window == W0 + 120
+    q, _, again = close_windows(q, T0 + 431, sched)
+    assert again == ()
+
+
+def test_retention_follows_event_time_not_the_clock() -> None:
+    sched = WindowSchedule(window_s=60, grace_s=30.0, kept_s=300)
+    q, _ = place_fact(QueueState("support"), T0, sched)
+    q, final, expired = close_windows(q, T0 + 10 * HOUR, sched)  # the clock ran, no new events
+    assert (final, expired) == ((W0,), ())
+
+
+# --- properties --------------------------------------------------------------------------
+
+AGENTS = ("A", "B", "C", "D")
+
+member_changes = st.builds(
+    lambda agent, dt, logged_in, paused, on_call: (agent, dt, logged_in, paused, on_call),
+    st.sampled_from(AGENTS),
+    st.integers(-5, 20),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+waiting_changes = st.builds(
+    lambda callid, dt, waiting: (callid, dt, waiting),
+    st.sampled_from(("c1", "c2", "c3")),
+    st.integers(0, 20),
+    st.booleans(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(member_changes, waiting_changes), max_size=30), st.integers(0, 100))
+def test_live_counts_are_consistent_whatever_the_changes(changes: list[tuple], later: int) -> None:
+    q = QueueState("support")
+    t = T0
+    for change in changes:
+        if len(change) == 5:
+            agent, dt, logged_in, paused, on_call = change
+            q = member(q, agent, t + dt, logged_in=logged_in, paused=paused, on_call=on_call)  # dt < 0: an older view
+        else:
+            callid, dt, waiting = change
+            t += dt
+            q = apply_waiting(q, WaitingChange("support", callid, t, t if waiting else None))
+    view = live_view(q, t + later)
+    ops = view["operators"]
+    assert ops["logged_in"] >= max(ops["available"], ops["paused"], ops["on_call"])
+    both = sum(1 for m in q.members.values() if m.paused and m.on_call)
+    assert ops["available"] == ops["logged_in"] - (ops["paused"] + ops["on_call"] - both)
+    assert view["calls_waiting"] == len(q.waiting)
+    assert view["longest_wait_s"] is None or view["longest_wait_s"] >= 0
+
+
+@st.composite
+def queue_logs(draw: st.DrawFn) -> list[str]:
+    """Calls and operators of two queues in time order, with lost and duplicated lines."""
+    lines = []
+    t = 0
+    for _ in range(draw(st.integers(1, 40))):
+        t += draw(st.sampled_from((0, 1, 5, 30, 300)))
+        q = draw(st.sampled_from(("support", "sales")))
+        c = draw(st.sampled_from(("c1", "c2", "c3", "c4")))
+        a = draw(st.sampled_from(("SIP/1", "SIP/2", "SIP/3")))
+        line = draw(
+            st.sampled_from(
+                (
+                    f"+{t}|{c}|{q}|NONE|ENTERQUEUE||+7916|1",
+                    f"+{t}|{c}|{q}|{a}|RINGNOANSWER|1000",
+                    f"+{t}|{c}|{q}|{a}|CONNECT|3|x|1",
+                    f"+{t}|{c}|{q}|{a}|COMPLETEAGENT|3|30|1",
+                    f"+{t}|{c}|{q}|{a}|BLINDTRANSFER|200|ctx|3|30|1",
+                    f"+{t}|{c}|{q}|NONE|ABANDON|1|1|5",
+                    f"+{t}|{c}|{q}|NONE|EXITWITHKEY|1|1|1|5",
+                    f"+{t}|MANAGER|{q}|{a}|ADDMEMBER|",
+                    f"+{t}|MANAGER|{q}|{a}|ADDMEMBER|PAUSED",
+                    f"+{t}|MANAGER|{q}|{a}|REMOVEMEMBER|",
+                    f"+{t}|NONE|{q}|{a}|PAUSE|x",
+                    f"+{t}|NONE|{q}|{a}|UNPAUSE|",
+                    f"+{t}|NONE|NONE|{a}|PAUSEALL|",
+                    f"+{t}|NONE|NONE|{a}|UNPAUSEALL|",
+                    f"+{t}|NONE|NONE|{a}|AGENTLOGOFF|x|1",
+                    f"+{t}|NONE|NONE|{a}|AGENTLOGIN|x",
+                )
+            )
+        )
+        lines += [line] * draw(st.sampled_from((0, 1, 1, 1, 2)))  # lost, once, or twice
+    return lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(queue_logs(), st.sampled_from((0.0, HOUR + 1, IDLE_S + 1)))
+def test_panel_counts_match_the_calls_and_operators_behind_them(lines: list[str], sweep_after: float) -> None:
+    panel = Panel().feed(*lines)
+    last = max((event(line).time for line in lines), default=T0) - T0
+    if sweep_after:
+        panel.sweep(last + sweep_after)
+    for name in ("support", "sales"):
+        view = panel.view(name, last + sweep_after)
+        ops = view["operators"]
+        assert ops["logged_in"] >= max(ops["available"], ops["paused"], ops["on_call"])
+        waiting = {c.callid for c in panel.calls.values() if c.status == WAITING and c.queue == name}
+        assert set(panel._queue(name).waiting) == waiting
+        members = {
+            (op.agent, bool(op.queues[name].paused), bool(op.calls))
+            for op in panel.operators.values()
+            if name in op.queues and op.agent_logged_in
+        }
+        assert {(a, m.paused, m.on_call) for a, m in panel._queue(name).members.items()} == members

@@ -1,0 +1,378 @@
+"""The traffic simulator tells a consistent story: replayed from its records alone, every
+call and every operator follows Asterisk's rules, and the same seed tells the same story."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.simulate import DEFAULT_QUEUES, CallCenterSimulation, add_arguments, record_json, record_key
+from tables.callcenter.events import NONE, QueueLogRecord
+from tables.callcenter.queue_log import decode, interpret
+
+START = 1_700_000_000.0
+HOUR = 3600.0
+
+CALL_ENDS = {"COMPLETEAGENT", "COMPLETECALLER", "BLINDTRANSFER", "ATTENDEDTRANSFER"}
+UNANSWERED = {"ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY"}
+MEMBER_EVENTS = {"ADDMEMBER", "REMOVEMEMBER", "PAUSE", "UNPAUSE", "PAUSEALL", "UNPAUSEALL"}
+UNIQUEID = re.compile(r"^[0-9]{10}\.[0-9]+$")
+AGENT = re.compile(r"^(PJSIP|SIP)/[0-9]{4}$")
+CALLERID = re.compile(r"^\+7916[0-9]{7}$")
+
+
+def simulate(seconds: float, step: float = 10.0, **options) -> list[QueueLogRecord]:
+    options.setdefault("seed", 1)
+    simulation = CallCenterSimulation(start=START, **options)
+    records: list[QueueLogRecord] = []
+    until = START
+    while until < START + seconds:
+        previous, until = until, min(until + step, START + seconds)
+        chunk = simulation.advance(until)
+        assert all(previous < r.time <= until for r in chunk), "records outside (previous until, until]"
+        records.extend(chunk)
+    return records
+
+
+def whole(later: float, earlier: float) -> int:
+    return math.floor(later) - math.floor(earlier)
+
+
+@dataclass
+class CallSeen:
+    entered: QueueLogRecord
+    connect: QueueLogRecord | None = None
+    end: QueueLogRecord | None = None
+
+
+@dataclass
+class Replay:
+    """What a consumer knows after reading the records in order; asserts every rule on the way."""
+
+    calls: dict[str, CallSeen] = field(default_factory=dict)
+    members: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # agent -> queues logged in
+    paused: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # agent -> queues paused
+    on_call: dict[str, str] = field(default_factory=dict)  # agent -> callid
+    memberships: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def read(self, records: list[QueueLogRecord]) -> "Replay":
+        last = -math.inf
+        for r in records:
+            assert r.time >= last, "records out of time order"
+            last = r.time
+            assert r.time == round(r.time, 3)
+            interpret(r)  # the service's own reader understands every record
+            if r.event in MEMBER_EVENTS:
+                self.member_event(r)
+            elif r.event in ("QUEUESTART", "CONFIGRELOAD"):
+                assert (r.callid, r.queue, r.agent) == (NONE, NONE, NONE)
+            else:
+                self.call_event(r)
+        return self
+
+    def member_event(self, r: QueueLogRecord) -> None:
+        assert r.callid == NONE and AGENT.match(r.agent), r
+        agent, queue = r.agent, r.queue
+        if r.event == "ADDMEMBER":
+            assert queue not in self.members[agent], f"{agent} added twice to {queue}"
+            assert r.data in (("",), ("PAUSED",))
+            self.members[agent].add(queue)
+            self.memberships[agent].add(queue)
+            if r.data == ("PAUSED",):
+                self.paused[agent].add(queue)
+        elif r.event == "REMOVEMEMBER":
+            assert queue in self.members[agent], f"{agent} removed from {queue} without being a member"
+            assert agent not in self.on_call, f"{agent} logged off during a call"
+            self.members[agent].discard(queue)
+            self.paused[agent].discard(queue)
+        elif r.event in ("PAUSEALL", "UNPAUSEALL"):
+            assert queue == NONE and self.members[agent], f"{r.event} of {agent} who is not logged in"
+            if r.event == "PAUSEALL":
+                self.paused[agent] |= self.members[agent]
+            else:
+                self.paused[agent].clear()
+        else:
+            assert queue in self.members[agent], f"{r.event} of {agent} in {queue} without membership"
+            if r.event == "PAUSE":
+                assert queue not in self.paused[agent], f"{agent} paused twice in {queue}"
+                self.paused[agent].add(queue)
+            else:
+                assert queue in self.paused[agent], f"{agent} unpaused in {queue} without a pause"
+                self.paused[agent].discard(queue)
+
+    def call_event(self, r: QueueLogRecord) -> None:
+        assert UNIQUEID.match(r.callid), r
+        if r.event == "ENTERQUEUE":
+            assert r.callid not in self.calls, f"call id {r.callid} reused"
+            assert r.agent == NONE and r.data[0] == "" and CALLERID.match(r.data[1]) and int(r.data[2]) >= 1
+            self.calls[r.callid] = CallSeen(entered=r)
+            return
+        seen = self.calls.get(r.callid)
+        assert seen is not None, f"{r.event} of {r.callid} before its ENTERQUEUE"
+        entered = seen.entered
+        assert r.queue == entered.queue, "a call changed queue"
+        assert seen.end is None, f"{r.event} after the end of {r.callid}"
+        origposition = entered.data[2]
+        if r.event in ("RINGNOANSWER", "RINGCANCELED"):
+            assert seen.connect is None and AGENT.match(r.agent) and int(r.data[0]) >= 0
+        elif r.event == "CONNECT":
+            agent = r.agent
+            assert seen.connect is None, "answered twice"
+            assert r.queue in self.members[agent], f"{agent} answered in {r.queue} while not logged in"
+            assert r.queue not in self.paused[agent], f"{agent} answered in {r.queue} while paused"
+            assert agent not in self.on_call, f"{agent} answered while on call {self.on_call.get(agent)}"
+            holdtime, bridged, ringtime = r.data
+            assert int(holdtime) == whole(r.time, entered.time)
+            assert UNIQUEID.match(bridged) and bridged != r.callid
+            assert 0 <= int(ringtime) <= int(holdtime)
+            seen.connect = r
+            self.on_call[agent] = r.callid
+        elif r.event in CALL_ENDS:
+            connect = seen.connect
+            assert connect is not None, f"{r.event} of a call never answered"
+            assert r.agent == connect.agent
+            holdtime, calltime, position = r.data[-3:]
+            assert int(holdtime) == int(connect.data[0])
+            assert int(calltime) == whole(r.time, connect.time)
+            assert position == origposition
+            if r.event == "BLINDTRANSFER":
+                assert len(r.data) == 5 and r.data[0] and r.data[1]
+            elif r.event == "ATTENDEDTRANSFER":
+                assert len(r.data) == 5 and r.data[0] == "BRIDGE"
+            seen.end = r
+            del self.on_call[r.agent]
+        elif r.event in UNANSWERED:
+            assert seen.connect is None, f"{r.event} after CONNECT"
+            assert r.agent == NONE
+            position, orig, waittime = r.data[-3:]
+            if r.event == "EXITWITHKEY":
+                assert len(r.data) == 4 and r.data[0]
+            assert orig == origposition and 1 <= int(position) <= int(orig)
+            assert int(waittime) == whole(r.time, entered.time)
+            seen.end = r
+        else:
+            pytest.fail(f"unexpected event {r.event}")
+
+
+def test_an_hour_of_default_traffic_keeps_every_rule():
+    records = simulate(HOUR)
+    replay = Replay().read(records)
+    events = Counter(r.event for r in records)
+    for event in ("QUEUESTART", "ADDMEMBER", "ENTERQUEUE", "CONNECT", "COMPLETEAGENT", "COMPLETECALLER",
+                  "RINGNOANSWER", "ABANDON", "PAUSE", "UNPAUSE", "BLINDTRANSFER", "ATTENDEDTRANSFER"):
+        assert events[event] > 0, f"no {event} in an hour"
+    assert {r.queue for r in records if r.event == "ENTERQUEUE"} == set(DEFAULT_QUEUES)
+    assert 1 <= min(len(q) for q in replay.memberships.values())
+    assert max(len(q) for q in replay.memberships.values()) <= 3
+    assert len(replay.memberships) <= 24
+
+
+def test_operators_are_members_of_one_to_three_queues_and_log_in_only_there():
+    simulation = CallCenterSimulation(seed=2, start=START)
+    replay = Replay().read(simulation.advance(START + 2 * HOUR))
+    assert len(simulation.memberships) == 24
+    assert all(1 <= len(queues) <= 3 for queues in simulation.memberships.values())
+    for agent, queues in replay.memberships.items():
+        assert queues <= set(simulation.memberships[agent])
+    for queue in DEFAULT_QUEUES:
+        assert sum(queue in queues for queues in simulation.memberships.values()) >= 2
+
+
+def test_every_call_ends_exactly_once():
+    end = START + 3 * HOUR
+    records = simulate(end - START)
+    replay = Replay().read(records)
+    for callid, seen in replay.calls.items():
+        if seen.entered.time < end - HOUR:  # well past queue timeout and talk time
+            assert seen.end is not None, f"{callid} never ended"
+    ended = Counter(r.callid for r in records if r.event in CALL_ENDS | UNANSWERED)
+    assert max(ended.values()) == 1
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rate=st.floats(0.5, 12.0),
+    operators=st.integers(4, 40),
+    queues=st.lists(st.sampled_from(["support", "drivers", "vip", "lost-items", "taxi", "b2b"]),
+                    min_size=1, max_size=5, unique=True),
+)
+def test_any_call_center_keeps_every_rule(seed, rate, operators, queues):
+    records = simulate(HOUR, step=37.0, seed=seed, rate=rate, operators=operators, queues=queues)
+    replay = Replay().read(records)
+    assert {r.queue for r in records if r.event == "ENTERQUEUE"} <= set(queues)
+    assert all(1 <= len(q) <= 3 for q in replay.memberships.values())
+
+
+def test_callers_leave_a_queue_nobody_staffs():
+    records = simulate(6 * HOUR, seed=3, rate=1.0, operators=1)
+    Replay().read(records)
+    events = Counter(r.event for r in records)
+    assert events["EXITEMPTY"] > 0
+    assert events["REMOVEMEMBER"] > 0
+
+
+def test_overloaded_queues_time_out_and_callers_press_keys():
+    records = simulate(4 * HOUR, seed=5, rate=3.0, operators=4)
+    Replay().read(records)
+    events = Counter(r.event for r in records)
+    assert events["EXITWITHTIMEOUT"] > 0 and events["ABANDON"] > 0 and events["EXITWITHKEY"] > 0
+
+
+def test_same_seed_same_traffic():
+    assert simulate(HOUR, seed=42) == simulate(HOUR, seed=42)
+    assert simulate(600, seed=42) != simulate(600, seed=43)
+
+
+@settings(max_examples=15, deadline=None)
+@given(steps=st.lists(st.floats(0.001, 400.0), min_size=1, max_size=40), seed=st.integers(0, 1000))
+def test_how_time_is_stepped_does_not_change_the_traffic(steps, seed):
+    stepped = CallCenterSimulation(seed=seed, start=START)
+    records, until = [], START
+    for step in steps:
+        until += step
+        records.extend(stepped.advance(until))
+    assert records == CallCenterSimulation(seed=seed, start=START).advance(until)
+
+
+def test_going_back_in_time_returns_nothing():
+    simulation = CallCenterSimulation(seed=1, start=START)
+    assert simulation.advance(START + 600)
+    assert simulation.advance(START + 300) == []
+    assert simulation.advance(START) == []
+    assert all(r.time > START + 600 for r in simulation.advance(START + 900))
+
+
+@pytest.mark.parametrize("rate", [1.0, 5.0, 20.0])
+def test_event_rate_follows_the_requested_rate(rate):
+    hours = 4 if rate <= 5 else 1.5
+    records = CallCenterSimulation(seed=11, start=START, rate=rate).advance(START + hours * HOUR)
+    achieved = len(records) / (hours * HOUR)
+    assert rate * 0.7 <= achieved <= rate * 1.3, f"asked {rate} ev/s, got {achieved:.2f}"
+
+
+def test_default_traffic_looks_alive_with_trouble_now_and_then():
+    records = simulate(2 * HOUR, step=1.0, seed=7)
+    waiting: set[str] = set()
+    samples, minute_max_wait = [], defaultdict(int)
+    by_second = defaultdict(list)
+    for r in records:
+        by_second[math.ceil(r.time - START)].append(r)
+    for second in range(1, int(2 * HOUR) + 1):
+        for r in by_second.get(second, ()):
+            if r.event == "ENTERQUEUE":
+                waiting.add(r.callid)
+            elif r.event == "CONNECT" or r.event in UNANSWERED:
+                waiting.discard(r.callid)
+                wait = int(r.data[0]) if r.event == "CONNECT" else int(r.data[-1])
+                key = (r.queue, second // 60)
+                minute_max_wait[key] = max(minute_max_wait[key], wait)
+        samples.append(len(waiting))
+    assert 1 <= statistics.median(samples) <= 10, "a few calls waiting most of the time"
+    troubled_minutes = {minute for (_, minute), wait in minute_max_wait.items() if wait > 20}
+    assert troubled_minutes, "no queue ever waited over 20 s"
+    assert len(troubled_minutes) < 0.6 * 120, "trouble all the time"
+
+
+def test_wire_form_decodes_to_the_same_record_and_keys_by_call_or_agent():
+    records = simulate(600)
+    for r in records:
+        assert decode(record_json(r)) == r
+        assert record_key(r) == (r.callid if r.callid != NONE else r.agent).encode()
+    added = next(r for r in records if r.event == "ADDMEMBER")
+    assert record_key(added) == added.agent.encode()
+
+
+def test_command_line_defaults():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    defaults = parser.parse_args([])
+    assert (defaults.rate, defaults.duration, defaults.seed) == (5.0, None, None)
+    given_ = parser.parse_args(["--rate", "12.5", "--duration", "60", "--seed", "9"])
+    assert (given_.rate, given_.duration, given_.seed) == (12.5, 60.0, 9)
+
+
+class FakeProducer:
+    """Stands in for AIOKafkaProducer: keeps what was sent and how it was shut down."""
+
+    instances: list["FakeProducer"] = []
+
+    def __init__(self, **config) -> None:
+        self.config = config
+        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.started = self.flushed = self.stopped = False
+        FakeProducer.instances.append(self)
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def send(self, topic, value=None, key=None):
+        import asyncio
+
+        self.sent.append((topic, value, key))
+        delivered = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
+
+    async def flush(self) -> None:
+        self.flushed = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.fixture
+def producer(monkeypatch) -> type[FakeProducer]:
+    import app.simulate
+
+    FakeProducer.instances = []
+    monkeypatch.setattr(app.simulate, "AIOKafkaProducer", FakeProducer)
+    return FakeProducer
+
+
+def test_run_sends_current_records_for_the_duration_then_flushes(producer, capsys):
+    import asyncio
+    import time
+
+    from app.settings import Settings
+    from app.simulate import run
+
+    config = Settings(topic_qapp_events="qapp-test", kafka_bootstrap="broker:9092")
+    before = time.time()
+    sent = asyncio.run(run(config, rate=5.0, duration=0.5, seed=4, speed=60.0))
+    (fake,) = producer.instances
+    assert fake.config == {"bootstrap_servers": "broker:9092", "linger_ms": 5}
+    assert fake.started and fake.flushed and fake.stopped
+    assert sent == len(fake.sent) > 20  # 30 simulated seconds
+    records = [decode(value) for _, value, _ in fake.sent]
+    assert {topic for topic, _, _ in fake.sent} == {"qapp-test"}
+    assert [key for _, _, key in fake.sent] == [record_key(r) for r in records]
+    assert before < records[0].time and records[-1].time <= before + 0.5 * 60 + 5
+    assert records == CallCenterSimulation(seed=4, start=records[0].time - 0.001).advance(records[-1].time)
+    assert "simulate done" in capsys.readouterr().err
+
+
+def test_cancelled_run_still_flushes_and_stops_the_producer(producer):
+    import asyncio
+
+    from app.settings import Settings
+    from app.simulate import run
+
+    async def cancel_soon() -> None:
+        task = asyncio.ensure_future(run(Settings(), rate=5.0, duration=None, seed=1, speed=100.0, progress=False))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_soon())
+    (fake,) = producer.instances
+    assert fake.sent and fake.flushed and fake.stopped

@@ -1,0 +1,160 @@
+"""Call-center JSON API: queue status, queue metrics, operators (SPEC.md "HTTP API").
+
+Reads only. Whole-fleet answers are gathered from every worker (`ask_all`); one-key
+answers come from the worker owning the key (`ask_owner`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+from urllib.parse import quote
+
+from faust import web
+
+from agents.callcenter import local_windows
+from agents.common import input_tracker
+from app.main import app, operators_table, queues_table, settings, windows_table
+from tables.callcenter.operators import OperatorState
+from tables.callcenter.queues import QueueState
+from tables.callcenter.views import operator_view, queue_status_view
+from tables.callcenter.windows import from_json, metrics_view, window_key, window_start
+from web.common import ApiError, ApiView, ask_all, ask_owner, query_float
+
+MAX_RANGE_S = settings.windows_kept_s
+
+
+def freshness() -> dict:
+    lag = input_tracker.lag_s
+    return {"lag_s": None if lag is None else round(lag, 3), "stale": input_tracker.stale}
+
+
+def combined_freshness(answers: list[dict]) -> dict:
+    lags = [a["lag_s"] for a in answers if a.get("lag_s") is not None]
+    lag = max(lags) if lags else None
+    return {"lag_s": lag, "stale": any(a.get("stale") for a in answers)}
+
+
+def _queue_status(q: QueueState, now: float) -> dict:
+    return queue_status_view(q, local_windows(q.queue, now), now, settings.window_s)
+
+
+def _local_queue(queue: str) -> Optional[QueueState]:
+    stored = queues_table.get(queue)
+    return QueueState.from_json(stored) if stored else None
+
+
+@app.page("/internal/cc/queues")
+class LocalQueues(ApiView):
+    roles = ("service",)
+
+    async def get(self, request: web.Request) -> web.Response:
+        now = time.time()
+        queues = [_queue_status(QueueState.from_json(v), now) for _, v in list(queues_table.items())]
+        return self.ok({"queues": queues, **freshness()})
+
+
+@app.page("/queues/status")
+class QueuesStatus(ApiView):
+    roles = ("manager",)
+
+    async def get(self, request: web.Request) -> web.Response:
+        async def local():
+            now = time.time()
+            return {"queues": [_queue_status(QueueState.from_json(v), now) for _, v in list(queues_table.items())], **freshness()}
+
+        answers = await ask_all("/internal/cc/queues", local)
+        queues = sorted((q for a in answers for q in a["queues"]), key=lambda q: q["queue"])
+        return self.ok({"generated_at": time.time(), **combined_freshness(answers), "queues": queues})
+
+
+@app.page("/queues/{queue}/status")
+class QueueStatus(ApiView):
+    roles = ("manager",)
+
+    async def get(self, request: web.Request, queue: str) -> web.Response:
+        async def local():
+            q = _local_queue(queue)
+            if q is None:
+                raise ApiError(404, "not_found", f"no queue '{queue}' has been seen")
+            return {"generated_at": time.time(), **freshness(), **_queue_status(q, time.time())}
+
+        return self.ok(await ask_owner(queues_table, queue, f"/queues/{quote(queue)}/status", local, request))
+
+
+@app.page("/queues/{queue}/metrics")
+class QueueMetrics(ApiView):
+    roles = ("manager",)
+
+    async def get(self, request: web.Request, queue: str) -> web.Response:
+        now = time.time()
+        since = query_float(request, "since", now - 3600)
+        until = query_float(request, "until", now)
+        if since > until:
+            raise ApiError(400, "bad_request", f"since ({since}) is after until ({until})")
+        if until - since > MAX_RANGE_S:
+            raise ApiError(400, "bad_request", f"at most {MAX_RANGE_S} s of windows are kept; ask for a shorter range")
+
+        async def local():
+            q = _local_queue(queue)
+            if q is None:
+                raise ApiError(404, "not_found", f"no queue '{queue}' has been seen")
+            first = window_start(since, settings.window_s)
+            if q.first_window is not None:
+                first = max(first, q.first_window)
+            windows = []
+            start = first
+            while start <= until:
+                stored = windows_table.get(window_key(queue, start))
+                if stored is not None:
+                    windows.append(metrics_view(from_json(stored)))
+                start += settings.window_s
+            return {"queue": queue, "window_s": settings.window_s, "windows": windows}
+
+        path = f"/queues/{quote(queue)}/metrics?since={since}&until={until}"
+        return self.ok(await ask_owner(queues_table, queue, path, local, request))
+
+
+def _local_operators(queue: Optional[str]) -> list[dict]:
+    now = time.time()
+    views = (operator_view(OperatorState.from_json(v), now) for _, v in list(operators_table.items()))
+    return [v for v in views if queue is None or queue in v["queues"]]
+
+
+@app.page("/internal/cc/operators")
+class LocalOperators(ApiView):
+    roles = ("service",)
+
+    async def get(self, request: web.Request) -> web.Response:
+        return self.ok({"operators": _local_operators(request.query.get("queue")), **freshness()})
+
+
+@app.page("/operators")
+class Operators(ApiView):
+    roles = ("manager",)
+
+    async def get(self, request: web.Request) -> web.Response:
+        queue = request.query.get("queue") or None
+
+        async def local():
+            return {"operators": _local_operators(queue), **freshness()}
+
+        path = "/internal/cc/operators" + (f"?queue={quote(queue)}" if queue else "")
+        answers = await ask_all(path, local)
+        operators = sorted((o for a in answers for o in a["operators"]), key=lambda o: o["id"])
+        return self.ok({"generated_at": time.time(), **combined_freshness(answers), "operators": operators})
+
+
+@app.page("/operators/{operator_id}")
+class Operator(ApiView):
+    roles = ("manager", "operator")
+
+    async def get(self, request: web.Request, operator_id: str) -> web.Response:
+        async def local():
+            stored = operators_table.get(operator_id)
+            if stored is None:
+                raise ApiError(404, "not_found", f"no operator '{operator_id}' has been seen")
+            return operator_view(OperatorState.from_json(stored), time.time())
+
+        path = f"/operators/{quote(operator_id, safe='')}"
+        return self.ok(await ask_owner(operators_table, operator_id, path, local, request))

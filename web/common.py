@@ -1,0 +1,139 @@
+"""The one way to answer: auth, the error shape, JSON, and asking other workers.
+
+- `ApiView` checks the bearer token and role, and turns `ApiError` into
+  `{"error": {"code", "message"}}` with its status.
+- `ask_all` is scatter-gather: every worker answers for its own partitions.
+- `ask_owner` sends a read to the worker owning a key's partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Iterable, Optional
+
+import aiohttp
+import orjson
+from faust import web
+
+from app import codec, metrics
+from app.main import app, settings
+
+log = logging.getLogger(__name__)
+FORWARDED = "X-Switchboard-Forwarded"
+_session: Optional[aiohttp.ClientSession] = None
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(view: web.View, status: int, code: str, message: str) -> web.Response:
+    return view.bytes(
+        orjson.dumps({"error": {"code": code, "message": message}}), content_type="application/json", status=status
+    )
+
+
+def authorize(request: web.Request, roles: Iterable[str]) -> str:
+    """The caller's role, or ApiError 401 (no valid token) / 403 (wrong role)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>'")
+    role = settings.tokens.get(token.strip())
+    if role is None:
+        raise ApiError(401, "unauthorized", "unknown token")
+    roles = tuple(roles)
+    if role not in roles and role != "service":
+        raise ApiError(403, "forbidden", f"role '{role}' may not do this; needs one of: {', '.join(roles)}")
+    return role
+
+
+class ApiView(web.View):
+    """Base of every JSON view: `roles` may call it; handlers may raise ApiError."""
+
+    roles: tuple[str, ...] = ("manager",)
+    public = False
+
+    async def dispatch(self, request: Any) -> Any:
+        route = getattr(self, "view_path", request.path)
+        try:
+            if not self.public:
+                authorize(request, self.roles)
+            response = await super().dispatch(request)
+        except ApiError as exc:
+            response = error_response(self, exc.status, exc.code, exc.message)
+        except Exception:  # one shape for the unexpected too; the log has the trace
+            log.exception("request failed", extra={"path": request.path})
+            response = error_response(self, 500, "internal", "internal error; see the worker log")
+        metrics.http_requests.labels(route, str(getattr(response, "status", 200))).inc()
+        return response
+
+    def ok(self, body: Any, status: int = 200) -> web.Response:
+        return self.bytes(codec.dumps(body), content_type="application/json", status=status)
+
+
+def query_float(request: web.Request, name: str, default: Optional[float] = None) -> Optional[float]:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"query parameter '{name}' must be a number (epoch seconds), got {raw!r}")
+
+
+def _service_token() -> str:
+    return next((t for t, role in settings.tokens.items() if role == "service"), "")
+
+
+async def _client() -> aiohttp.ClientSession:
+    global _session
+    if _session is None or _session.closed:
+        _session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3))
+    return _session
+
+
+def worker_urls() -> list[str]:
+    """Every worker's URL, from the current partition assignment (this one included)."""
+    urls = {str(url).rstrip("/") for url in app.assignor.tables_metadata()}
+    urls.add(settings.canonical_url)
+    return sorted(urls)
+
+
+async def fetch_json(url: str) -> Any:
+    session = await _client()
+    headers = {"Authorization": f"Bearer {_service_token()}", FORWARDED: "1"}
+    async with session.get(url, headers=headers) as resp:
+        body = await resp.read()
+        if resp.status != 200:
+            raise ApiError(502, "worker_unavailable", f"{url} answered {resp.status}: {body[:200]!r}")
+        return orjson.loads(body)
+
+
+async def ask_all(path: str, local: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """Scatter-gather: the local answer plus every other worker's answer for `path`."""
+    others = [u for u in worker_urls() if u != settings.canonical_url]
+    results = await asyncio.gather(local(), *(fetch_json(u + path) for u in others), return_exceptions=True)
+    answers = []
+    for url, result in zip([settings.canonical_url, *others], results):
+        if isinstance(result, BaseException):
+            log.warning("worker did not answer", extra={"url": url, "error": str(result)})
+            raise ApiError(503, "worker_unavailable", f"worker {url} did not answer: {result}")
+        answers.append(result)
+    return answers
+
+
+async def ask_owner(table, key: str, path: str, local: Callable[[], Awaitable[Any]], request: web.Request) -> Any:
+    """Answer from this worker if it owns `key`, else from the worker that does."""
+    if request.headers.get(FORWARDED):
+        return await local()
+    try:
+        owner = str(app.router.key_store(table.name, key)).rstrip("/")
+    except KeyError:
+        owner = settings.canonical_url  # no assignment yet: answer with what is here
+    if owner == settings.canonical_url:
+        return await local()
+    return await fetch_json(owner + path)

@@ -1,0 +1,67 @@
+"""Operations endpoints and the dashboard's files: /health, /ready, /metrics, / and /static."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from faust import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app import metrics
+from app.main import app, calls_table, operators_table, queues_table, windows_table
+from web.common import ApiView
+
+STATIC = Path(__file__).parent / "static"
+STARTED = time.time()
+
+
+@app.page("/health")
+class Health(ApiView):
+    public = True
+
+    async def get(self, request: web.Request) -> web.Response:
+        return self.ok({"status": "ok", "uptime_s": round(time.time() - STARTED, 1)})
+
+
+def readiness() -> tuple[bool, str]:
+    if app.rebalancing:
+        return False, "rebalancing"
+    if not app.tables.recovery.completed.is_set():
+        return False, "recovering tables"
+    if not app.assignor.assigned_actives():
+        return False, "no partitions assigned yet"
+    return True, "consuming"
+
+
+@app.page("/ready")
+class Ready(ApiView):
+    public = True
+
+    async def get(self, request: web.Request) -> web.Response:
+        ready, why = readiness()
+        return self.ok({"ready": ready, "reason": why}, status=200 if ready else 503)
+
+
+@app.page("/metrics")
+class Metrics(ApiView):
+    public = True
+
+    async def get(self, request: web.Request) -> web.Response:
+        for table in (calls_table, operators_table, queues_table, windows_table):
+            try:
+                metrics.table_size.labels(table.name).set(len(table))
+            except Exception:  # a table mid-recovery has no size yet
+                pass
+        return self.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+@app.page("/")
+class Dashboard(ApiView):
+    public = True
+
+    async def get(self, request: web.Request) -> web.Response:
+        return self.html((STATIC / "index.html").read_text())
+
+
+app.web.add_static("/static/", STATIC)
