@@ -195,7 +195,10 @@ def test_withdrawn_call_leaves_the_queue_but_is_not_an_unanswered_fact() -> None
         ("+100|c1|support|SIP/101|TRANSFER|200|from-internal|12|88|1", "TRANSFER 200@from-internal"),
         ("+100|c1|support|SIP/101|BLINDTRANSFER|200|from-internal|12|88|1", "BLINDTRANSFER 200@from-internal"),
         ("+100|c1|support|SIP/101|ATTENDEDTRANSFER|BRIDGE|b-42|12|88|1", "ATTENDEDTRANSFER BRIDGE|b-42"),
-        ("+100|c1|support|SIP/101|ATTENDEDTRANSFER|LINK|SIP/101-1|SIP/200-2|12|88|1", "ATTENDEDTRANSFER LINK|SIP/101-1|SIP/200-2"),
+        (
+            "+100|c1|support|SIP/101|ATTENDEDTRANSFER|LINK|SIP/101-1|SIP/200-2|12|88|1",
+            "ATTENDEDTRANSFER LINK|SIP/101-1|SIP/200-2",
+        ),
     ],
     ids=["transfer-1.4", "blind", "attended-bridge", "attended-link"],
 )
@@ -325,7 +328,8 @@ def test_enter_and_abandon_of_one_second_end_abandoned_in_either_order(order: tu
 
 
 def test_ring_and_connect_of_one_second_end_talking_in_either_order() -> None:
-    for lines in ((ENTER, "+12|c1|support|SIP/100|RINGNOANSWER|5000", CONNECT), (ENTER, CONNECT, "+12|c1|support|SIP/100|RINGNOANSWER|5000")):
+    ring = "+12|c1|support|SIP/100|RINGNOANSWER|5000"
+    for lines in ((ENTER, ring, CONNECT), (ENTER, CONNECT, ring)):
         outcomes = play(*lines)
         assert outcomes[-1].call is not None and outcomes[-1].call.status == TALKING
         assert waiting_sets(outcomes) == {}
@@ -372,7 +376,8 @@ def test_transferred_call_entering_another_queue_later_waits_there() -> None:
     )
     call = outcomes[-1].call
     assert call is not None
-    assert (call.queue, call.status, call.agent, call.entered_at, call.holdtime_s) == ("sales", TALKING, "SIP/300", T0 + 101, 9.0)
+    assert (call.queue, call.status, call.agent) == ("sales", TALKING, "SIP/300")
+    assert (call.entered_at, call.holdtime_s) == (T0 + 101, 9.0)
     assert waiting_sets(outcomes[:-1]) == {"sales": {"c1": T0 + 101}}
     assert waiting_sets(outcomes) == {}
 

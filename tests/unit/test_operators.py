@@ -506,7 +506,12 @@ def test_queue_keeps_following_the_operator_after_a_sweep_closed_its_call_while_
 
 
 def test_time_in_each_state_today_includes_the_current_one() -> None:
-    op = final(ADD, "+100|NONE|support|SIP/100|PAUSE|", "+160|NONE|support|SIP/100|UNPAUSE|", "+170|c1|support|SIP/100|CONNECT|1|x|1")
+    op = final(
+        ADD,
+        "+100|NONE|support|SIP/100|PAUSE|",
+        "+160|NONE|support|SIP/100|UNPAUSE|",
+        "+170|c1|support|SIP/100|CONNECT|1|x|1",
+    )
     assert time_in_state_today(op, T0 + 200) == {OFFLINE: 0.0, AVAILABLE: 110.0, PAUSED: 60.0, ON_CALL: 30.0}
 
 
@@ -521,7 +526,13 @@ def test_time_in_state_banked_yesterday_is_not_today() -> None:
 
 
 def test_calls_today_start_again_after_midnight() -> None:
-    op = final(ADD, CONNECT, COMPLETE, f"+{6400 + 60}|c2|support|SIP/100|CONNECT|1|x|1", f"+{6400 + 120}|c2|support|SIP/100|COMPLETEAGENT|1|60|1")
+    op = final(
+        ADD,
+        CONNECT,
+        COMPLETE,
+        f"+{6400 + 60}|c2|support|SIP/100|CONNECT|1|x|1",
+        f"+{6400 + 120}|c2|support|SIP/100|COMPLETEAGENT|1|60|1",
+    )
     assert (op.day, op.calls_today, op.talk_time_today_s) == ("2023-11-15", 1, 60.0)
 
 
