@@ -30,7 +30,7 @@ from tables.callcenter.queues import (
     place_fact,
     sweep_lost_calls,
 )
-from tables.callcenter.routing import AGENTS, CALLS, destinations, partition_of
+from tables.callcenter.routing import AGENTS, CALLS, destinations, implausible_time, partition_of
 from tables.callcenter.views import call_view, operator_view, queue_status_view, recent_window_starts
 from tables.callcenter.watermarks import StreamMark, low_watermark
 from tables.callcenter.windows import WindowAgg, WindowFact, add_fact, from_json, metrics_view, to_json, window_key, window_start
@@ -66,6 +66,9 @@ async def route_qapp_events(stream):
         event_time = None
         try:
             parsed = queue_log.interpret(queue_log.decode(event.value))
+            suspicious = implausible_time(parsed.time, time.time(), settings.max_future_skew_s)
+            if suspicious:
+                raise MalformedEvent(suspicious)
         except MalformedEvent as exc:
             await dead_letter(topics.dead_letters, message, exc.reason)
         else:

@@ -9,10 +9,12 @@ from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import metrics
-from app.main import app, calls_table, operators_table, queues_table, windows_table
+from agents.common import consumer_backlog
+from app.main import app, calls_table, operators_table, queues_table, topics, windows_table
 from web.common import ApiView
 
 STATIC = Path(__file__).parent / "static"
+STAGE_TOPICS = tuple(t.get_topic_name() for t in (topics.qapp_events, topics.cc_calls, topics.cc_agents, topics.cc_queues))
 STARTED = time.time()
 
 
@@ -48,6 +50,7 @@ class Metrics(ApiView):
     public = True
 
     async def get(self, request: web.Request) -> web.Response:
+        consumer_backlog(app, STAGE_TOPICS)  # refreshes the lag gauges
         for table in (calls_table, operators_table, queues_table, windows_table):
             try:
                 metrics.table_size.labels(table.name).set(len(table))

@@ -100,20 +100,26 @@ def apply_call_event(call: Optional[CallState], event: CallEvent | CallSwept) ->
     fact = _fact(event)
     facts = (fact,) if fact is not None else ()
     rank = _RANK.get(type(event), _TERMINAL_RANK)
-    if call is not None and (event.time, rank) < (call.last_time, call.last_rank):
+    if call is not None and _already_seen(call, event, rank):
         return CallOutcome(call, _announce(call), facts, changed=False)
-    if call is not None and isinstance(event, CallEntered) and event.queue != call.queue and call.status == WAITING:
-        # the call moved on to another queue without an exit we heard of
-        left = WaitingChange(call.queue, call.callid, event.time, None)
-        outcome = _apply(None, event, rank)
-        return replace(outcome, waiting=(left, *outcome.waiting), facts=facts)
     return replace(_apply(call, event, rank), facts=facts)
+
+
+def _already_seen(call: CallState, event: CallEvent, rank: int) -> bool:
+    """Older than (or the same as) what the call has seen. An ENTERQUEUE in the second a
+    call left a queue is its next life (dialplan failover, a transfer into a queue)."""
+    if isinstance(event, CallEntered) and event.time >= call.last_time:
+        if call.queue != event.queue:
+            return False
+        if call.status in OPEN_STATUSES:
+            return True  # it is waiting or talking here already
+        if event.time > call.last_time:
+            return False
+    return (event.time, rank) <= (call.last_time, call.last_rank)
 
 
 def _apply(call: Optional[CallState], event: CallEvent, rank: int) -> CallOutcome:
     if isinstance(event, CallEntered):
-        if call is not None and call.status in OPEN_STATUSES and call.queue == event.queue and call.last_rank == 0:
-            return CallOutcome(call, _announce(call), changed=False)  # the same ENTERQUEUE again
         new = CallState(
             callid=event.callid,
             queue=event.queue,
@@ -173,7 +179,8 @@ def _apply(call: Optional[CallState], event: CallEvent, rank: int) -> CallOutcom
         )
     else:  # pragma: no cover - the union is exhaustive
         raise TypeError(f"not a call event: {event!r}")
-    new = replace(new, last_time=event.time, last_rank=rank)
+    # the event's queue is where the call is now, even if what moved it there was lost
+    new = replace(new, queue=event.queue, last_time=event.time, last_rank=rank)
     waiting = _announce(new)
     if call is not None and call.queue != new.queue and call.status == WAITING:
         waiting = (WaitingChange(call.queue, call.callid, event.time, None), *waiting)
@@ -182,9 +189,17 @@ def _apply(call: Optional[CallState], event: CallEvent, rank: int) -> CallOutcom
 
 def _swept(call: Optional[CallState], sweep: CallSwept) -> CallOutcome:
     expected = WAITING if sweep.status == LOST else TALKING
-    if call is None or call.status != expected:
+    if call is None or call.status != expected or (sweep.status == LOST and call.queue != sweep.queue):
         return CallOutcome(call, changed=False)
-    new = replace(call, status=sweep.status, ended_at=sweep.time, end_reason="staleness sweep")
+    new = replace(
+        call,
+        status=sweep.status,
+        ended_at=sweep.time,
+        end_reason="staleness sweep",
+        # the verdict ends this life: a replayed event of it must not bring the call back
+        last_time=max(call.last_time, sweep.time),
+        last_rank=_TERMINAL_RANK,
+    )
     return CallOutcome(new, _announce(new))
 
 

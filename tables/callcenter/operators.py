@@ -60,8 +60,10 @@ class OperatorState:
     agent: str
     queues: dict[str, Membership] = field(default_factory=dict)
     calls: dict[str, CurrentCall] = field(default_factory=dict)
+    left: dict[str, float] = field(default_factory=dict)  # queue -> when the operator left it
     agent_logged_in: bool = True  # chan_agent AGENTLOGOFF makes every membership idle
-    ended_calls: tuple[str, ...] = ()
+    agent_login_since: float = 0.0
+    ended_calls: tuple[tuple[str, float], ...] = ()  # (call id, end time) of the latest calls
     state: str = OFFLINE
     state_since: Optional[float] = None
     last_time: float = 0.0
@@ -81,7 +83,7 @@ class OperatorState:
                 **d,
                 "queues": {q: Membership(**m) for q, m in d["queues"].items()},
                 "calls": {c: CurrentCall(**v) for c, v in d["calls"].items()},
-                "ended_calls": tuple(d["ended_calls"]),
+                "ended_calls": tuple((c, t) for c, t in d["ended_calls"]),
             }
         )
 
@@ -148,51 +150,80 @@ def time_in_state_today(op: OperatorState, now: float) -> dict[str, float]:
 
 def _apply(op: OperatorState, event: OperatorEvent) -> OperatorState:
     if isinstance(event, MemberAdded):
-        if event.queue in op.queues and op.queues[event.queue].since > event.time:
-            return op  # a newer membership fact is already known
-        return replace(op, queues={**op.queues, event.queue: Membership(event.paused, "", event.time)})
+        current = op.queues.get(event.queue)
+        if (current is not None and current.since >= event.time) or _left_after(op, event.queue, event.time):
+            return op  # a duplicate, or older than what is known of this membership
+        left = {q: t for q, t in op.left.items() if q != event.queue}
+        return replace(op, queues={**op.queues, event.queue: Membership(event.paused, "", event.time)}, left=left)
     if isinstance(event, MemberRemoved):
-        queues = {q: m for q, m in op.queues.items() if q != event.queue or m.since > event.time}
-        return replace(op, queues=queues)
+        current = op.queues.get(event.queue)
+        if current is not None and current.since > event.time:
+            return op
+        queues = {q: m for q, m in op.queues.items() if q != event.queue}
+        return replace(op, queues=queues, left={**op.left, event.queue: max(op.left.get(event.queue, 0.0), event.time)})
     if isinstance(event, MemberPaused):
         targets = [event.queue] if event.queue is not None else list(op.queues)
         queues = dict(op.queues)
         for q in targets:
-            current = queues.get(q, Membership(since=event.time))
+            if q not in queues and _left_after(op, q, event.time, inclusive=True):
+                continue  # the operator has left that queue since
+            current = queues.get(q, Membership(since=event.time))  # a PAUSE proves a membership we missed
             if current.since <= event.time:
                 queues[q] = Membership(event.paused, event.reason if event.paused else "", event.time)
         return replace(op, queues=queues)
     if isinstance(event, AgentLoggedIn):
-        return replace(op, agent_logged_in=event.logged_in)
-    if isinstance(event, CallConnected):
-        if event.callid in op.ended_calls or event.callid in op.calls:
+        if event.time < op.agent_login_since:
             return op
-        queues = op.queues if event.queue in op.queues else {**op.queues, event.queue: Membership(since=event.time)}
+        return replace(op, agent_logged_in=event.logged_in, agent_login_since=event.time)
+    if isinstance(event, CallConnected):
+        if event.callid in op.calls or _ended_already(op, event.callid, event.time):
+            return op
+        queues = op.queues
+        if event.queue not in queues and not _left_after(op, event.queue, event.time, inclusive=True):
+            queues = {**queues, event.queue: Membership(since=event.time)}  # answered there: a member
         return replace(op, queues=queues, calls={**op.calls, event.callid: CurrentCall(event.callid, event.queue, event.time)})
     if isinstance(event, (CallCompleted, CallTransferred)):
-        if event.callid in op.ended_calls:
+        if _ended_already(op, event.callid, event.time):
             return op
-        op = _roll_day(op, event.time)
         calls = {c: v for c, v in op.calls.items() if c != event.callid}
+        ended = (*op.ended_calls, (event.callid, event.time))[-_RECENT_ENDED:]
+        if op.day and day_of(event.time) < op.day:
+            return replace(op, calls=calls, ended_calls=ended)  # yesterday's call: not today's tally
+        op = _roll_day(op, event.time)
         return replace(
             op,
             calls=calls,
-            ended_calls=(*op.ended_calls, event.callid)[-_RECENT_ENDED:],
+            ended_calls=ended,
             calls_today=op.calls_today + 1,
             talk_time_today_s=op.talk_time_today_s + event.calltime_s,
         )
     raise TypeError(f"not an operator event: {event!r}")  # pragma: no cover
 
 
+def _left_after(op: OperatorState, queue: str, time: float, inclusive: bool = False) -> bool:
+    """The operator left `queue` after `time` (or at it, when inclusive)."""
+    left = op.left.get(queue)
+    return left is not None and (left >= time if inclusive else left > time)
+
+
+def _ended_already(op: OperatorState, callid: str, time: float) -> bool:
+    """The call ended before, or is older than every call remembered as ended (a replay)."""
+    if any(c == callid for c, _ in op.ended_calls):
+        return True
+    return len(op.ended_calls) >= _RECENT_ENDED and time < min(t for _, t in op.ended_calls)
+
+
 def _sweep(op: OperatorState, sweep: OperatorSwept) -> tuple[OperatorState, tuple[CallSwept, ...]]:
     if op.state != OFFLINE and sweep.time - op.last_time > sweep.idle_timeout_s:
         swept = tuple(CallSwept(sweep.time, c.callid, c.queue, CLOSED) for c in op.calls.values())
-        return replace(op, queues={}, calls={}, idle_resets=op.idle_resets + 1), swept
+        left = {**op.left, **{q: sweep.time for q in op.queues}}
+        ended = (*op.ended_calls, *((c.callid, sweep.time) for c in op.calls.values()))[-_RECENT_ENDED:]
+        return replace(op, queues={}, calls={}, left=left, ended_calls=ended, idle_resets=op.idle_resets + 1), swept
     stale = [c for c in op.calls.values() if sweep.time - c.since > sweep.talk_timeout_s]
     if not stale:
         return op, ()
     calls = {c: v for c, v in op.calls.items() if v not in stale}
-    ended = (*op.ended_calls, *(c.callid for c in stale))[-_RECENT_ENDED:]
+    ended = (*op.ended_calls, *((c.callid, sweep.time) for c in stale))[-_RECENT_ENDED:]
     return replace(op, calls=calls, ended_calls=ended), tuple(CallSwept(sweep.time, c.callid, c.queue, CLOSED) for c in stale)
 
 
@@ -211,8 +242,8 @@ def _settle(before: OperatorState, after: OperatorState, now: float) -> Operator
 
 def _roll_day(op: OperatorState, now: float) -> OperatorState:
     day = day_of(now)
-    if op.day == day:
-        return op
+    if op.day >= day:
+        return op  # days only move forward
     return replace(op, day=day, calls_today=0, talk_time_today_s=0.0, time_in_state_today_s={})
 
 

@@ -16,6 +16,9 @@ from tables.callcenter.operators import MemberChange
 from tables.callcenter.windows import window_start
 
 
+MAX_EXPIRED_SLOTS = 1440
+
+
 @dataclass(frozen=True, slots=True)
 class Member:
     paused: bool
@@ -28,7 +31,6 @@ class QueueState:
     queue: str
     waiting: dict[str, float] = field(default_factory=dict)  # callid -> enter time
     members: dict[str, Member] = field(default_factory=dict)  # logged-in members only
-    member_times: dict[str, float] = field(default_factory=dict)  # agent -> time of its last view
     watermark: float = 0.0  # the latest event time this queue has seen
     open_windows: tuple[float, ...] = ()  # starts of windows not yet final, oldest first
     closed_until: float = 0.0  # every window ending at or before this is final
@@ -67,17 +69,13 @@ def apply_waiting(q: QueueState, change: WaitingChange) -> QueueState:
 
 
 def apply_member(q: QueueState, change: MemberChange) -> QueueState:
-    if q.member_times.get(change.agent, float("-inf")) > change.time:
-        return q  # an older view of this operator, overtaken
+    """The operator's latest view; views of one operator arrive in order (one partition)."""
     members = dict(q.members)
     if change.logged_in:
         members[change.agent] = Member(change.paused, change.on_call, change.time)
     else:
         members.pop(change.agent, None)
-    times = {**q.member_times, change.agent: change.time}
-    if not change.logged_in:
-        times.pop(change.agent)  # a removed member needs no memory; keeps the state small
-    return replace(q, members=members, member_times=times, watermark=max(q.watermark, change.time))
+    return replace(q, members=members)
 
 
 def place_fact(q: QueueState, time: float, sched: WindowSchedule) -> tuple[QueueState, bool]:
@@ -107,9 +105,11 @@ def close_windows(q: QueueState, clock: float, sched: WindowSchedule) -> tuple[Q
     expired: tuple[float, ...] = ()
     horizon = window_start(q.watermark - sched.kept_s, sched.window_s)
     if q.first_window is not None and q.first_window < horizon:
-        # every slot between, present or not; bounded by how far retention moved
-        expired = tuple(float(s) for s in range(int(q.first_window), int(horizon), sched.window_s))
-        q = replace(q, first_window=horizon)
+        # every slot between, present or not; at most a day of slots a call, so one odd
+        # old timestamp costs a few calls, not millions of deletes at once
+        until = min(horizon, q.first_window + MAX_EXPIRED_SLOTS * sched.window_s)
+        expired = tuple(float(s) for s in range(int(q.first_window), int(until), sched.window_s))
+        q = replace(q, first_window=until)
     return q, final, expired
 
 

@@ -36,3 +36,11 @@ def destinations(event: object) -> list[tuple[str, str]]:
 def partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives `key` (murmur2, as the Java client)."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def implausible_time(event_time: float, now: float, max_ahead_s: float) -> str | None:
+    """Why a record's time cannot be believed, or None. A clock far ahead would end every
+    window early and push retention past real data, so such records are rejected."""
+    if event_time > now + max_ahead_s:
+        return f"time {event_time:.3f} is {event_time - now:.0f} s in the future (more than {max_ahead_s:.0f} s ahead)"
+    return None

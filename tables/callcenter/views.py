@@ -50,8 +50,8 @@ def operator_view(op: OperatorState, now: float) -> dict:
 
 def queue_status_view(q: QueueState, windows: Iterable[WindowAgg], now: float, window_s: int) -> dict:
     """One element of `GET /queues/status`: live counts, the current window, the last 15 min."""
-    current_start = window_start(now, window_s)
-    recent_start = current_start - (LAST_MINUTES * 60 // window_s - 1) * window_s
+    starts = recent_window_starts(now, window_s)
+    current_start, recent_start = starts[-1], starts[0]
     recent = [w for w in windows if recent_start <= w.start <= current_start]
     current = next((w for w in recent if w.start == current_start), None)
     view = live_view(q, now)

@@ -155,12 +155,6 @@ def test_last_15_minutes_span_whole_windows_ending_with_the_current_one(window_s
     assert (view["last_15m"]["start"], view["last_15m"]["end"]) == (starts[0], current + window_s)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with WINDOW_S > 900 queue_status_view computes 900 // window_s - 1 = -1 windows back, so the "
-    "current window falls outside its own range and current_window/last_15m show zeros "
-    "(recent_window_starts guards with max(1, ...), queue_status_view does not)",
-)
 def test_current_window_is_shown_whatever_the_window_size() -> None:
     start = T0 // 1800 * 1800
     agg = window(start, answered(1, T0, 10), window_s=1800)
