@@ -29,10 +29,14 @@ def freshness() -> dict:
     return {"lag_s": None if lag is None else round(lag, 3), "stale": input_tracker.stale}
 
 
-def combined_freshness(answers: list[dict]) -> dict:
+def combined_freshness(answers: list[dict], missing: list[str]) -> dict:
+    """Fleet-wide freshness; an answer missing a worker's share is stale and says whose."""
     lags = [a["lag_s"] for a in answers if a.get("lag_s") is not None]
     lag = max(lags) if lags else None
-    return {"lag_s": lag, "stale": any(a.get("stale") for a in answers)}
+    body = {"lag_s": lag, "stale": bool(missing) or any(a.get("stale") for a in answers)}
+    if missing:
+        body["unavailable_workers"] = missing
+    return body
 
 
 def _queue_status(q: QueueState, now: float) -> dict:
@@ -63,9 +67,9 @@ class QueuesStatus(ApiView):
             now = time.time()
             return {"queues": [_queue_status(QueueState.from_json(v), now) for _, v in list(queues_table.items())], **freshness()}
 
-        answers = await ask_all("/internal/cc/queues", local)
+        answers, missing = await ask_all("/internal/cc/queues", local)
         queues = sorted((q for a in answers for q in a["queues"]), key=lambda q: q["queue"])
-        return self.ok({"generated_at": time.time(), **combined_freshness(answers), "queues": queues})
+        return self.ok({"generated_at": time.time(), **combined_freshness(answers, missing), "queues": queues})
 
 
 @app.page("/queues/{queue}/status")
@@ -140,9 +144,9 @@ class Operators(ApiView):
             return {"operators": _local_operators(queue), **freshness()}
 
         path = "/internal/cc/operators" + (f"?queue={quote(queue)}" if queue else "")
-        answers = await ask_all(path, local)
+        answers, missing = await ask_all(path, local)
         operators = sorted((o for a in answers for o in a["operators"]), key=lambda o: o["id"])
-        return self.ok({"generated_at": time.time(), **combined_freshness(answers), "operators": operators})
+        return self.ok({"generated_at": time.time(), **combined_freshness(answers, missing), "operators": operators})
 
 
 @app.page("/operators/{operator_id}")

@@ -113,17 +113,24 @@ async def fetch_json(url: str) -> Any:
         return orjson.loads(body)
 
 
-async def ask_all(path: str, local: Callable[[], Awaitable[Any]]) -> list[Any]:
-    """Scatter-gather: the local answer plus every other worker's answer for `path`."""
+async def ask_all(path: str, local: Callable[[], Awaitable[Any]]) -> tuple[list[Any], list[str]]:
+    """Scatter-gather: the local answer plus every other worker's answer for `path`.
+
+    A worker that does not answer (dead, until the group notices and rebalances) is
+    left out and named in the second list: a partial answer beats no dashboard.
+    """
     others = [u for u in worker_urls() if u != settings.canonical_url]
     results = await asyncio.gather(local(), *(fetch_json(u + path) for u in others), return_exceptions=True)
-    answers = []
-    for url, result in zip([settings.canonical_url, *others], results):
+    if isinstance(results[0], BaseException):
+        raise results[0]
+    answers, missing = [results[0]], []
+    for url, result in zip(others, results[1:]):
         if isinstance(result, BaseException):
             log.warning("worker did not answer", extra={"url": url, "error": str(result)})
-            raise ApiError(503, "worker_unavailable", f"worker {url} did not answer: {result}")
-        answers.append(result)
-    return answers
+            missing.append(url)
+        else:
+            answers.append(result)
+    return answers, missing
 
 
 async def ask_owner(table, key: str, path: str, local: Callable[[], Awaitable[Any]], request: web.Request) -> Any:

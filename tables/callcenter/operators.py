@@ -183,8 +183,8 @@ def _apply(op: OperatorState, event: OperatorEvent) -> OperatorState:
             queues = {**queues, event.queue: Membership(since=event.time)}  # answered there: a member
         return replace(op, queues=queues, calls={**op.calls, event.callid: CurrentCall(event.callid, event.queue, event.time)})
     if isinstance(event, (CallCompleted, CallTransferred)):
-        if _ended_already(op, event.callid, event.time):
-            return op
+        if event.callid not in op.calls and _ended_already(op, event.callid, event.time):
+            return op  # a current call always ends, however late its end arrives
         calls = {c: v for c, v in op.calls.items() if c != event.callid}
         ended = (*op.ended_calls, (event.callid, event.time))[-_RECENT_ENDED:]
         if op.day and day_of(event.time) < op.day:

@@ -629,3 +629,18 @@ def test_the_same_event_again_changes_nothing(life: list) -> None:
     assert again.operator == outcomes[-1].operator
     assert not again.changed
 
+
+
+def test_late_end_of_a_current_call_ends_it_even_after_many_newer_calls() -> None:
+    # a worker died between CONNECT and COMPLETE; the replayed COMPLETE arrives after the
+    # operator already finished 20 newer calls routed through other partitions
+    late_connect = "+0|old|support|SIP/100|CONNECT|1|old.1|1"
+    newer = [
+        line
+        for i in range(20)
+        for line in (f"+{100 + 10 * i}|n{i}|support|SIP/100|CONNECT|1|n{i}.1|1",
+                     f"+{105 + 10 * i}|n{i}|support|SIP/100|COMPLETEAGENT|1|5|1")
+    ]
+    op = final(ADD, late_connect, *newer, "+3|old|support|SIP/100|COMPLETECALLER|1|3|1")
+    assert op.calls == {}
+    assert op.calls_today == 21

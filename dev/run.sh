@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# `make run`: a live demo on this machine. Starts (unless KAFKA_BOOTSTRAP points at a
+# cluster) the local Kafka broker, one worker and the traffic simulator, prints the
+# dashboard URL, and stops everything it started on Ctrl-C.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+PY=$root/.venv/bin/python
+port=${KAFKA_PORT:-9092}
+web_port=${WEB_PORT:-6066}
+rate=${SIM_RATE:-5}
+logs=$root/.cache/run
+mkdir -p "$logs"
+pids=()
+own_broker=0
+
+say() { printf '\033[1m[run]\033[0m %s\n' "$*"; }
+
+cleanup() {
+  trap - INT TERM EXIT
+  say "stopping ..."
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "$own_broker" = 1 ]; then KAFKA_PORT=$port dev/kafka/broker.sh stop || true; fi
+  say "stopped"
+}
+trap cleanup INT TERM EXIT
+
+if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
+  KAFKA_PORT=$port dev/kafka/broker.sh start
+  own_broker=1
+  export KAFKA_BOOTSTRAP=127.0.0.1:$port
+else
+  say "using the Kafka cluster at $KAFKA_BOOTSTRAP"
+fi
+export WEB_PORT=$web_port DATA_DIR=${DATA_DIR:-$root/.cache/run/data} LOG_FORMAT=${LOG_FORMAT:-text}
+token=$(printf '%s' "${AUTH_TOKENS:-dev-manager-token=manager}" | tr ',' '\n' | awk -F= '$2=="manager"{print $1; exit}')
+
+say "starting a worker (log: $logs/worker.log)"
+"$PY" -m app worker -l info >"$logs/worker.log" 2>&1 &
+pids+=($!)
+for i in $(seq 1 120); do
+  if curl -fsS "http://127.0.0.1:$web_port/ready" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "${pids[0]}" 2>/dev/null; then say "the worker stopped; its log says:"; tail -30 "$logs/worker.log"; exit 1; fi
+  [ $((i % 10)) = 0 ] && say "waiting for the worker to be ready ($i s)"
+  sleep 1
+done
+
+say "starting the traffic simulator at $rate events/s (log: $logs/simulate.log)"
+"$PY" -m app simulate --rate "$rate" >"$logs/simulate.log" 2>&1 &
+pids+=($!)
+
+cat <<MSG
+
+  Dashboard:  http://127.0.0.1:$web_port/#token=$token
+  API:        curl -H 'Authorization: Bearer $token' http://127.0.0.1:$web_port/queues/status
+  Metrics:    http://127.0.0.1:$web_port/metrics
+
+  Ctrl-C stops the simulator, the worker and the broker.
+
+MSG
+wait -n "${pids[@]}"
+say "a process ended; see $logs"
