@@ -14,11 +14,11 @@ import time
 from typing import Iterator
 
 from app import codec, metrics
-from app.main import app, calls_table, operators_table, queues_table, settings, topics, windows_table
+from app.main import app, calls_table, ledger_table, operators_table, queues_table, settings, topics, windows_table
 from agents.common import dead_letter, input_tracker, items_in_partition
 from agents.housekeeping import SOURCE, input_partitions
 from tables.callcenter import queue_log
-from tables.callcenter.calls import CallState, WaitingChange, apply_call_event
+from tables.callcenter.calls import WaitingChange, apply_call_event
 from tables.callcenter.events import Ignored, MalformedEvent
 from tables.callcenter.operators import MemberChange, OperatorState, OperatorSwept, apply_operator_event
 from tables.callcenter.queues import (
@@ -33,7 +33,18 @@ from tables.callcenter.queues import (
 from tables.callcenter.routing import AGENTS, CALLS, destinations, implausible_time, partition_of
 from tables.callcenter.views import call_view, operator_view, queue_status_view, recent_window_starts
 from tables.callcenter.watermarks import StreamMark, low_watermark
-from tables.callcenter.windows import WindowAgg, WindowFact, add_fact, from_json, metrics_view, to_json, window_key, window_start
+from tables.callcenter.windows import (
+    WindowAgg,
+    WindowFact,
+    add_fact,
+    fact_digest,
+    ledger_key,
+    ledger_keys,
+    metrics_view,
+    note_fact,
+    window_key,
+    window_start,
+)
 
 SCHEDULE = WindowSchedule(settings.window_s, settings.window_grace_s, settings.windows_kept_s)
 OPERATOR_SWEEP_EVERY_S = 5.0
@@ -92,10 +103,9 @@ async def track_calls(stream):
                 await topics.cc_queues.send(value=forwarded, partition=partition)
             continue
         with metrics.processing_seconds.labels("calls").time():
-            stored = calls_table.get(message.callid)
-            outcome = apply_call_event(CallState.from_json(stored) if stored else None, message)
+            outcome = apply_call_event(calls_table.get(message.callid), message)
             if outcome.changed and outcome.call is not None:
-                calls_table[message.callid] = outcome.call.to_json()
+                calls_table.put(message.callid, outcome.call)
                 await send(topics.call_status, message.callid, codec.dumps(call_view(outcome.call)))
             for output in (*outcome.waiting, *outcome.facts):
                 await send(topics.cc_queues, output.queue, codec.encode(output))
@@ -135,17 +145,16 @@ async def track_operators(stream):
                 now = operator_clock.hear(partition, message, (SOURCE,))
                 if now is not None and operator_clock.due(partition, OPERATOR_SWEEP_EVERY_S):
                     sweep = OperatorSwept(now, settings.operator_idle_timeout_s, settings.call_talk_timeout_s)
-                    for agent, stored in items_in_partition(operators_table, partition, _partition_of):
-                        await _operator_step(agent, stored, sweep)
+                    for agent, op in items_in_partition(operators_table, partition, _partition_of):
+                        await _operator_step(agent, op, sweep)
                 continue
             await _operator_step(message.agent, operators_table.get(message.agent), message)
 
 
-async def _operator_step(agent: str, stored, message) -> None:
-    before = OperatorState.from_json(stored) if stored else None
+async def _operator_step(agent: str, before: OperatorState | None, message) -> None:
     outcome = apply_operator_event(before, message)
     if outcome.changed:
-        operators_table[agent] = outcome.operator.to_json()
+        operators_table.put(agent, outcome.operator)
         view = operator_view(outcome.operator, max(time.time(), outcome.operator.last_time))
         await send(topics.operator_status, agent, codec.dumps(view))
         if isinstance(message, OperatorSwept) and before is not None and outcome.operator.idle_resets > before.idle_resets:
@@ -165,29 +174,32 @@ async def track_queues(stream):
             if isinstance(message, StreamMark):
                 now = queue_clock.hear(partition, message, ALL_CALL_PARTITIONS)
                 if now is not None and queue_clock.due(partition, QUEUE_STATUS_EVERY_S):
-                    for _, stored in items_in_partition(queues_table, partition, _partition_of):
-                        await _queue_time_passes(QueueState.from_json(stored), now)
+                    for _, q in items_in_partition(queues_table, partition, _partition_of):
+                        await _queue_time_passes(q, now)
                 continue
-            stored = queues_table.get(message.queue)
-            q = QueueState.from_json(stored) if stored else QueueState(queue=message.queue)
+            q = queues_table.get(message.queue) or QueueState(queue=message.queue)
             if isinstance(message, WaitingChange):
                 q = apply_waiting(q, message)
             elif isinstance(message, MemberChange):
                 q = apply_member(q, message)
             elif isinstance(message, WindowFact):
                 q = _count_fact(q, message)
-            queues_table[message.queue] = q.to_json()
+            queues_table.put(message.queue, q)
 
 
 def _count_fact(q: QueueState, fact: WindowFact) -> QueueState:
+    start = window_start(fact.time, settings.window_s)
+    digest = fact_digest(fact.fact_id)
+    bucket = ledger_key(q.queue, start, digest)
+    noted = note_fact(ledger_table.get(bucket), digest)
+    if noted is None:
+        return q  # counted before: a replay or a duplicated input line
+    ledger_table.put(bucket, noted)
     q, on_time = place_fact(q, fact.time, SCHEDULE)
     if not on_time:
         metrics.late_events.inc()  # still counted in its window: the API stays exact
-    key = window_key(q.queue, window_start(fact.time, settings.window_s))
-    stored = windows_table.get(key)
-    agg, counted = add_fact(from_json(stored) if stored else None, fact, settings.window_s, settings.sl_threshold_s)
-    if counted:
-        windows_table[key] = to_json(agg)
+    key = window_key(q.queue, start)
+    windows_table.put(key, add_fact(windows_table.get(key), fact, settings.window_s, settings.sl_threshold_s))
     return q
 
 
@@ -200,16 +212,16 @@ async def _queue_time_passes(q: QueueState, stream_now: float) -> None:
         await send(topics.cc_calls, swept.callid, codec.encode(swept))
     q, final, expired = close_windows(q, stream_now, SCHEDULE)
     for start in final:
-        stored = windows_table.get(window_key(q.queue, start))
-        if stored is not None:
-            record = {"queue": q.queue, "window_s": settings.window_s, "final": True, **metrics_view(from_json(stored))}
+        window = windows_table.get(window_key(q.queue, start))
+        if window is not None:
+            record = {"queue": q.queue, "window_s": settings.window_s, "final": True, **metrics_view(window)}
             await send(topics.queue_metrics, f"{q.queue}|{int(start)}", codec.dumps(record))
     for start in expired:
-        key = window_key(q.queue, start)
-        if key in windows_table:
-            del windows_table[key]
+        windows_table.delete(window_key(q.queue, start))
+        for bucket in ledger_keys(q.queue, start):
+            ledger_table.delete(bucket)
     if q != before:
-        queues_table[q.queue] = q.to_json()
+        queues_table.put(q.queue, q)
     now = time.time()
     status = queue_status_view(q, local_windows(q.queue, now), now, settings.window_s)
     await send(topics.queue_status, q.queue, codec.dumps({"generated_at": now, **status}))
@@ -218,9 +230,9 @@ async def _queue_time_passes(q: QueueState, stream_now: float) -> None:
 def local_windows(queue: str, now: float) -> Iterator[WindowAgg]:
     """This worker's windows of `queue` for the last 15 minutes (the queue must be local)."""
     for start in recent_window_starts(now, settings.window_s):
-        stored = windows_table.get(window_key(queue, start))
-        if stored is not None:
-            yield from_json(stored)
+        window = windows_table.get(window_key(queue, start))
+        if window is not None:
+            yield window
 
 
 def _partition_of(key: str) -> int:

@@ -103,9 +103,8 @@ def text_key(key: Any) -> str:
     return key.decode() if isinstance(key, (bytes, bytearray)) else str(key)
 
 
-def items_in_partition(table: faust.Table, partition: int, partition_of) -> Iterator[tuple[str, Any]]:
-    """The (key, value) pairs of one partition of a table (its keys were produced by key)."""
-    for key, value in list(table.items()):
-        key = text_key(key)
+def items_in_partition(table, partition: int, partition_of) -> Iterator[tuple[str, Any]]:
+    """The (key, state) pairs of one partition of a StateTable (its keys were produced by key)."""
+    for key, state in table.items():
         if partition_of(key) == partition:
-            yield key, value
+            yield key, state

@@ -11,7 +11,12 @@ import faust
 from app import codec  # noqa: F401  (registers the orjson codec)
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
+from app.state import StateTable
 from app.topics import Topics, ensure_topics
+from tables.callcenter.calls import CallState
+from tables.callcenter.operators import OperatorState
+from tables.callcenter.queues import QueueState
+from tables.callcenter.windows import WindowAgg
 
 
 class SwitchboardApp(faust.App):
@@ -41,6 +46,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
         broker_commit_interval=settings.commit_interval_s,
         web_in_thread=False,
+        producer_linger=settings.producer_linger_s,
         logging_config=None,
         loghandlers=[],
     )
@@ -52,17 +58,22 @@ app = create_app(settings)
 topics = Topics.declare(app, settings)
 
 
-def table(name: str) -> faust.Table:
-    """A changelog-backed RocksDB table: text keys, orjson values."""
-    schema = faust.Schema(key_serializer="raw", value_serializer="orjson")
-    return app.Table(name, partitions=settings.partitions, schema=schema)
+def table(name: str, decode) -> StateTable:
+    """A changelog-backed RocksDB table of one kind of state, text keys."""
+    table = app.Table(name, partitions=settings.partitions)
+    # Faust tables take their serializers from key/value types, never from a schema; raw
+    # keys matter: the router hashes the serialized key to find a key's owner, and that
+    # must agree with the partition the key's stream was produced to.
+    table.key_serializer = table.value_serializer = "raw"
+    return StateTable(table, decode)
 
 
 # One table per kind of thing, keyed like the stream that writes it.
-calls_table = table("cc-calls")
-operators_table = table("cc-operators")
-queues_table = table("cc-queues")
-windows_table = table("cc-windows")  # a queue's windows, under "queue|start" keys in the queue's partition
+calls_table = table("cc-calls", CallState.from_json)
+operators_table = table("cc-operators", OperatorState.from_json)
+queues_table = table("cc-queues", QueueState.from_json)
+windows_table = table("cc-windows", WindowAgg.from_json)  # "queue|start" keys, in the queue's partition
+ledger_table = table("cc-window-ledger", tuple)  # "queue|start|bucket": fact digests already counted
 
 import agents.callcenter  # noqa: E402,F401
 import agents.housekeeping  # noqa: E402,F401

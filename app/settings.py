@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     broker_heartbeat_interval_s: float = 3.0
     broker_rebalance_timeout_s: float = 60.0
     commit_interval_s: float = 2.8
+    producer_linger_s: float = 0.005  # batch outgoing records this long: far fewer produce requests
     tick_interval_s: float = Field(1.0, gt=0)  # how often time reaches the queue/operator stages
 
     # call-center metrics and staleness

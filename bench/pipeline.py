@@ -96,6 +96,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=30000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra worker setting")
     args = parser.parse_args()
 
     lines = traffic(args.events, args.seed)
@@ -116,7 +117,7 @@ def main() -> int:
         say(f"ceiling: {ceiling_eps:,.0f} events/s")
 
         deployment = Deployment(broker=broker, workdir=workdir, partitions=args.partitions,
-                                extra_env={"LOG_LEVEL": "warning", "STALE_AFTER_S": 10**9})
+                                extra_env={"LOG_LEVEL": "warning", "STALE_AFTER_S": 10**9, **dict(e.split("=", 1) for e in args.env)})
         worker = Worker(deployment, 1).start().wait_ready()
         say("pipeline: producing, then waiting until every fact is in the windows ...")
         started = time.perf_counter()

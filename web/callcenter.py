@@ -15,10 +15,9 @@ from faust import web
 from agents.callcenter import local_windows
 from agents.common import input_tracker
 from app.main import app, operators_table, queues_table, settings, windows_table
-from tables.callcenter.operators import OperatorState
 from tables.callcenter.queues import QueueState
 from tables.callcenter.views import operator_view, queue_status_view
-from tables.callcenter.windows import from_json, metrics_view, window_key, window_start
+from tables.callcenter.windows import metrics_view, window_key, window_start
 from web.common import ApiError, ApiView, ask_all, ask_owner, query_float
 
 MAX_RANGE_S = settings.windows_kept_s
@@ -44,8 +43,7 @@ def _queue_status(q: QueueState, now: float) -> dict:
 
 
 def _local_queue(queue: str) -> Optional[QueueState]:
-    stored = queues_table.get(queue)
-    return QueueState.from_json(stored) if stored else None
+    return queues_table.get(queue)
 
 
 @app.page("/internal/cc/queues")
@@ -54,7 +52,7 @@ class LocalQueues(ApiView):
 
     async def get(self, request: web.Request) -> web.Response:
         now = time.time()
-        queues = [_queue_status(QueueState.from_json(v), now) for _, v in list(queues_table.items())]
+        queues = [_queue_status(q, now) for _, q in queues_table.items()]
         return self.ok({"queues": queues, **freshness()})
 
 
@@ -65,7 +63,7 @@ class QueuesStatus(ApiView):
     async def get(self, request: web.Request) -> web.Response:
         async def local():
             now = time.time()
-            return {"queues": [_queue_status(QueueState.from_json(v), now) for _, v in list(queues_table.items())], **freshness()}
+            return {"queues": [_queue_status(q, now) for _, q in queues_table.items()], **freshness()}
 
         answers, missing = await ask_all("/internal/cc/queues", local)
         queues = sorted((q for a in answers for q in a["queues"]), key=lambda q: q["queue"])
@@ -109,9 +107,9 @@ class QueueMetrics(ApiView):
             windows = []
             start = first
             while start <= until:
-                stored = windows_table.get(window_key(queue, start))
-                if stored is not None:
-                    windows.append(metrics_view(from_json(stored)))
+                window = windows_table.get(window_key(queue, start))
+                if window is not None:
+                    windows.append(metrics_view(window))
                 start += settings.window_s
             return {"queue": queue, "window_s": settings.window_s, "windows": windows}
 
@@ -121,7 +119,7 @@ class QueueMetrics(ApiView):
 
 def _local_operators(queue: Optional[str]) -> list[dict]:
     now = time.time()
-    views = (operator_view(OperatorState.from_json(v), now) for _, v in list(operators_table.items()))
+    views = (operator_view(op, now) for _, op in operators_table.items())
     return [v for v in views if queue is None or queue in v["queues"]]
 
 
@@ -155,10 +153,10 @@ class Operator(ApiView):
 
     async def get(self, request: web.Request, operator_id: str) -> web.Response:
         async def local():
-            stored = operators_table.get(operator_id)
-            if stored is None:
+            op = operators_table.get(operator_id)
+            if op is None:
                 raise ApiError(404, "not_found", f"no operator '{operator_id}' has been seen")
-            return operator_view(OperatorState.from_json(stored), time.time())
+            return operator_view(op, time.time())
 
         path = f"/operators/{quote(operator_id, safe='')}"
         return self.ok(await ask_owner(operators_table, operator_id, path, local, request))

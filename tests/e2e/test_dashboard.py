@@ -78,6 +78,22 @@ def wait_for_every_queue(worker: Worker, queues: set[str], stale: bool, timeout:
     return wait_until(shown, timeout, 0.5, f"/queues/status to show {sorted(queues)} with stale={stale}")
 
 
+def wait_until_settled(worker: Worker, lines: list[str], timeout: float = 90) -> None:
+    """Every stage has caught up: the live counts equal the reference replay of `lines`.
+
+    The input stage catches up (and stops saying stale) well before the later stages
+    have worked through their backlog, so "every queue is listed" is not yet "settled".
+    """
+    expected = expect(lines)
+    want = {q: (len(expected.waiting[q]), expected.operators(q)) for q in expected.queues}
+
+    def settled():
+        body = api(worker, "/queues/status")
+        return {q["queue"]: (q["calls_waiting"], q["operators"]) for q in body["queues"]} == want
+
+    wait_until(settled, timeout, 0.5, "the live counts to equal the reference replay")
+
+
 def number(value: str):
     return None if value in ("", None) else float(value)
 
@@ -99,10 +115,11 @@ def worker(deployment):
 
 @pytest.fixture(scope="module")
 def traffic(deployment, worker, tmp_path_factory):
-    lines = queue_log_lines(minutes=10, rate=8, seed=20261123)
+    lines = queue_log_lines(minutes=10, rate=3, seed=20261123)
     ingest(deployment, lines, tmp_path_factory.mktemp("qlog"))
     queues = expect(lines).queues
     wait_for_every_queue(worker, queues, stale=False)
+    wait_until_settled(worker, lines)  # from here on only longest waits and time in state move
     return queues
 
 
@@ -269,7 +286,7 @@ def stale_worker(broker, tmp_path_factory):
     deployment = Deployment(broker=broker, workdir=workdir, extra_env={**WORKER_ENV, "STALE_AFTER_S": 1})
     w = Worker(deployment, 1).start().wait_ready()
     try:
-        lines = queue_log_lines(minutes=3, rate=8, seed=20261124, end=time.time() - 120)
+        lines = queue_log_lines(minutes=3, rate=3, seed=20261124, end=time.time() - 120)
         ingest(deployment, lines, tmp_path_factory.mktemp("stale-qlog"))
         wait_for_every_queue(w, expect(lines).queues, stale=True)
         yield w

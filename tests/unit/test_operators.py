@@ -644,3 +644,11 @@ def test_late_end_of_a_current_call_ends_it_even_after_many_newer_calls() -> Non
     op = final(ADD, late_connect, *newer, "+3|old|support|SIP/100|COMPLETECALLER|1|3|1")
     assert op.calls == {}
     assert op.calls_today == 21
+
+
+def test_operator_state_survives_how_the_table_stores_it() -> None:
+    import orjson
+
+    op = final(ADD, "+1|NONE|support|SIP/100|PAUSE|lunch", "+5|c1|support|SIP/100|CONNECT|1|c1.1|1",
+               "+9|c1|support|SIP/100|COMPLETEAGENT|1|4|1", "+10|NONE|sales|SIP/100|ADDMEMBER|")
+    assert OperatorState.from_json(orjson.loads(orjson.dumps(op))) == op

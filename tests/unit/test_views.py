@@ -30,7 +30,7 @@ WINDOW_FIELDS = {
 def window(start: float, *facts: WindowFact, window_s: int = 60) -> WindowAgg:
     agg = WindowAgg(start, start + window_s)
     for fact in facts:
-        agg, _ = add_fact(agg, fact, window_s, 20.0)
+        agg = add_fact(agg, fact, window_s, 20.0)
     return agg
 
 
