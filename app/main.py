@@ -65,6 +65,8 @@ def table(name: str, decode) -> StateTable:
     # keys matter: the router hashes the serialized key to find a key's owner, and that
     # must agree with the partition the key's stream was produced to.
     table.key_serializer = table.value_serializer = "raw"
+    changelog = table.changelog_topic  # made (with json) when the table was registered
+    changelog.key_serializer = changelog.value_serializer = "raw"
     return StateTable(table, decode)
 
 
