@@ -22,6 +22,7 @@ class InputTracker:
     def __init__(self) -> None:
         self.partitions: dict[int, PartitionProgress] = {}
         self.lag_s: Optional[float] = None  # refreshed by the housekeeping timer
+        self.backlog = 0  # records this worker's stages have yet to read
         self.stale = False
 
     def processed(self, partition: int, offset: int, event_time: Optional[float], now: float) -> None:

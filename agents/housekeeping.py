@@ -12,11 +12,12 @@ import time
 
 from app import codec
 from app.main import app, settings, topics
-from agents.common import input_tracker
+from agents.common import consumer_backlog, input_tracker
 from tables.callcenter.watermarks import PartitionProgress, StreamMark, input_lag_s, source_mark
 
 log = logging.getLogger(__name__)
 SOURCE = -1  # `via` of a mark sent straight from the input partition
+STAGE_TOPICS = tuple(t.get_topic_name() for t in (topics.qapp_events, topics.cc_calls, topics.cc_agents, topics.cc_queues))
 
 
 def owned(topic_name: str):
@@ -42,7 +43,11 @@ async def send_stream_marks() -> None:
             for partition in range(settings.partitions):
                 await stage.send(value=value, partition=partition)
     input_tracker.lag_s = max(lags) if lags else None
-    input_tracker.stale = input_tracker.lag_s is not None and input_tracker.lag_s > settings.stale_after_s
+    # the input may be read while later stages still work through a backlog: stale too
+    input_tracker.backlog = consumer_backlog(app, STAGE_TOPICS)
+    input_tracker.stale = (input_tracker.lag_s is not None and input_tracker.lag_s > settings.stale_after_s) or (
+        input_tracker.backlog > settings.stale_backlog_records
+    )
 
 
 def input_partitions() -> int:

@@ -38,3 +38,16 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
     for noisy in ("aiokafka", "faust.transport", "faust.tables.recovery", "mode"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def worker_logging_config(settings: Settings) -> dict | None:
+    """dictConfig for the Faust worker (which sets up logging itself); None keeps Faust's text."""
+    if settings.log_format != "json":
+        return None
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "root": {"level": settings.log_level.upper(), "handlers": ["stderr"]},
+    }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import faust
 
 from app import codec  # noqa: F401  (registers the orjson codec)
-from app.logs import configure_logging
+from app.logs import configure_logging, worker_logging_config
 from app.settings import Settings, get_settings
 from app.state import StateTable
 from app.topics import Topics, ensure_topics
@@ -47,8 +47,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=settings.commit_interval_s,
         web_in_thread=False,
         producer_linger=settings.producer_linger_s,
-        logging_config=None,
-        loghandlers=[],
+        logging_config=worker_logging_config(settings),
     )
 
 

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     call_talk_timeout_s: float = 4 * 3600.0  # talking longer: the call is closed
     operator_idle_timeout_s: float = 12 * 3600.0  # no event for this long: the operator goes offline
     stale_after_s: float = 30.0  # answers are marked stale when input is further behind than this
+    stale_backlog_records: int = 500  # ... or when its stages have more than this many records to read
     max_future_skew_s: float = 300.0  # records timed further ahead than this are rejected
     replay_close_lag_s: float = 300.0  # while input lags, a window ends this far behind the newest event
 

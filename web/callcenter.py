@@ -25,14 +25,16 @@ MAX_RANGE_S = settings.windows_kept_s
 
 def freshness() -> dict:
     lag = input_tracker.lag_s
-    return {"lag_s": None if lag is None else round(lag, 3), "stale": input_tracker.stale}
+    return {"lag_s": None if lag is None else round(lag, 3), "stale": input_tracker.stale,
+            "backlog_records": input_tracker.backlog}
 
 
 def combined_freshness(answers: list[dict], missing: list[str]) -> dict:
     """Fleet-wide freshness; an answer missing a worker's share is stale and says whose."""
     lags = [a["lag_s"] for a in answers if a.get("lag_s") is not None]
     lag = max(lags) if lags else None
-    body = {"lag_s": lag, "stale": bool(missing) or any(a.get("stale") for a in answers)}
+    backlog = sum(a.get("backlog_records", 0) for a in answers)
+    body = {"lag_s": lag, "stale": bool(missing) or any(a.get("stale") for a in answers), "backlog_records": backlog}
     if missing:
         body["unavailable_workers"] = missing
     return body

@@ -10,11 +10,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import metrics
 from agents.common import consumer_backlog
-from app.main import app, calls_table, ledger_table, operators_table, queues_table, topics, windows_table
+from agents.housekeeping import STAGE_TOPICS
+from app.main import app, calls_table, ledger_table, operators_table, queues_table, windows_table
 from web.common import ApiView
 
 STATIC = Path(__file__).parent / "static"
-STAGE_TOPICS = tuple(t.get_topic_name() for t in (topics.qapp_events, topics.cc_calls, topics.cc_agents, topics.cc_queues))
 STARTED = time.time()
 
 

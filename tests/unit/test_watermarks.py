@@ -1,0 +1,63 @@
+"""Stream time: marks, low watermarks and input lag (tables/callcenter/watermarks.py)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tables.callcenter.routing import AGENTS, CALLS, destinations, implausible_time, partition_of
+from tables.callcenter.events import CallConnected, CallEntered, MemberPaused
+from tables.callcenter.watermarks import PartitionProgress, input_lag_s, low_watermark, source_mark
+
+NOW = 1_700_000_000.0
+
+
+def test_a_fully_read_partition_marks_wall_clock_time() -> None:
+    assert source_mark(PartitionProgress(10, NOW - 500, 1.0), fully_read=True, now=NOW) == NOW
+
+
+def test_a_partition_behind_marks_the_time_of_its_last_processed_record() -> None:
+    assert source_mark(PartitionProgress(10, NOW - 500, 1.0), fully_read=False, now=NOW) == NOW - 500
+
+
+def test_a_partition_with_nothing_processed_and_more_to_read_makes_no_promise() -> None:
+    assert source_mark(PartitionProgress(), fully_read=False, now=NOW) is None
+
+
+def test_low_watermark_waits_until_every_path_has_spoken() -> None:
+    marks = {(0, 0): NOW, (0, 1): NOW - 5}
+    assert low_watermark(marks, sources=2, vias=(0, 1)) is None
+    marks.update({(1, 0): NOW - 30, (1, 1): NOW})
+    assert low_watermark(marks, sources=2, vias=(0, 1)) == NOW - 30
+
+
+@given(st.dictionaries(st.tuples(st.integers(0, 2), st.integers(0, 2)), st.floats(0, 1e10), min_size=9, max_size=9))
+def test_low_watermark_is_the_least_mark_over_all_paths(marks) -> None:
+    assert low_watermark(marks, sources=3, vias=(0, 1, 2)) == min(marks.values())
+
+
+def test_input_lag_is_the_upstream_delay_when_caught_up_and_the_age_when_behind() -> None:
+    progress = PartitionProgress(offset=9, event_time=NOW - 600, delay_s=2.5)
+    assert input_lag_s(progress, fully_read=True, now=NOW) == 2.5  # a quiet night is not lag
+    assert input_lag_s(progress, fully_read=False, now=NOW) == 600
+    assert input_lag_s(PartitionProgress(), fully_read=False, now=NOW) is None
+
+
+def test_call_events_go_to_the_call_stage_and_what_an_operator_does_to_the_operator_stage() -> None:
+    assert destinations(CallEntered(NOW, "c1", "support", "+7916", 1)) == [(CALLS, "c1")]
+    assert destinations(CallConnected(NOW, "c1", "support", "SIP/1", 3.0, 1.0)) == [(CALLS, "c1"), (AGENTS, "SIP/1")]
+    assert destinations(MemberPaused(NOW, None, "SIP/1", True, "lunch")) == [(AGENTS, "SIP/1")]
+
+
+def test_partition_of_matches_kafkas_default_partitioner() -> None:
+    # murmur2 as the Java client (and aiokafka) compute it: values pinned from aiokafka's partitioner
+    from aiokafka.partitioner import DefaultPartitioner
+
+    for key in ("support", "PJSIP/1001", "1700000000.42"):
+        assert partition_of(key, 4) == DefaultPartitioner()(key.encode(), [0, 1, 2, 3], [0, 1, 2, 3])
+
+
+def test_a_record_from_the_future_is_implausible_but_a_little_skew_is_fine() -> None:
+    assert implausible_time(NOW + 10, NOW, 300) is None
+    reason = implausible_time(NOW + 3600, NOW, 300)
+    assert reason is not None and "future" in reason
