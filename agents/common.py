@@ -100,10 +100,6 @@ def consumer_backlog(app: faust.App, topic_names: tuple[str, ...]) -> int:
     return total
 
 
-def text_key(key: Any) -> str:
-    return key.decode() if isinstance(key, (bytes, bytearray)) else str(key)
-
-
 def items_in_partition(table, partition: int, partition_of) -> Iterator[tuple[str, Any]]:
     """The (key, state) pairs of one partition of a StateTable (its keys were produced by key)."""
     for key, state in table.items():

@@ -69,11 +69,10 @@ def test_state_is_complete_after_a_worker_is_killed_mid_stream(deployment, worke
     expected = expect(EARLIER + lines)
     want = {q: (len(expected.waiting[q]), expected.operators(q)) for q in expected.queues}
 
-    def counts(worker):
-        return {q["queue"]: (q["calls_waiting"], q["operators"]) for q in _status(worker)["queues"]}
-
     def complete(worker=survivor):
-        assert counts(worker) == want
+        body = _status(worker)
+        assert {q["queue"]: (q["calls_waiting"], q["operators"]) for q in body["queues"]} == want
+        assert body["stale"] is False
         return True
 
     wait_until(complete, 120, 1.0, "the survivor to answer completely")
