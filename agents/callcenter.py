@@ -91,7 +91,7 @@ async def route_qapp_events(stream):
                 for stage, key in destinations(parsed):
                     await send(_stage_topics[stage], key, body)
         # only after its outputs are sent: a stream mark may now vouch for this record
-        input_tracker.processed(message.partition, message.offset, event_time, time.time())
+        input_tracker.processed(message.partition, message.offset, event_time, message.timestamp, time.time())
 
 
 @app.agent(topics.cc_calls, concurrency=1)

@@ -25,12 +25,15 @@ class InputTracker:
         self.backlog = 0  # records this worker's stages have yet to read
         self.stale = False
 
-    def processed(self, partition: int, offset: int, event_time: Optional[float], now: float) -> None:
+    def processed(self, partition: int, offset: int, event_time: Optional[float], appended_at: Optional[float],
+                  now: float) -> None:
+        """A record's outputs are sent. Its delay is how late it reached Kafka (append time minus
+        event time): the upstream's lag, the same however late or often we read it."""
         before = self.partitions.get(partition, PartitionProgress())
         if event_time is None:
             self.partitions[partition] = replace(before, offset=offset)
             return
-        delay = max(0.0, now - event_time)
+        delay = max(0.0, (appended_at or now) - event_time)
         self.partitions[partition] = PartitionProgress(offset, event_time, delay)
         metrics.event_delay_seconds.set(delay)
 
@@ -43,12 +46,15 @@ class InputTracker:
             return False
         if end is None:
             return False
-        read = consumer._read_offset.get(tp)  # faust: last offset handed to the stream
-        if read is None:
-            position = await consumer.position(tp)
-            return position is not None and position >= end
-        done = self.partitions.get(tp.partition, PartitionProgress()).offset
-        return done >= read and read + 1 >= end
+        progress = self.partitions.get(tp.partition)
+        if progress is not None and progress.offset + 1 >= end:
+            return True
+        # nothing processed here since the assignment: fully read if nothing is left to fetch
+        # and nothing fetched is waiting in the stream's buffer
+        if consumer._read_offset.get(tp) is not None:  # faust keeps no public accessor for this
+            return False
+        position = await consumer.position(tp)
+        return position is not None and position >= end
 
 
 input_tracker = InputTracker()

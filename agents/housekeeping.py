@@ -54,3 +54,11 @@ def input_partitions() -> int:
     """Partitions of the input topic as the cluster has it (it may be made outside)."""
     count = app.consumer.topic_partitions(topics.qapp_events.get_topic_name()) if app.consumer else None
     return count or settings.partitions
+
+
+@app.on_partitions_revoked.connect
+async def forget_revoked_progress(sender, revoked, **kwargs) -> None:
+    """A partition coming back later is replayed from its commit: old progress would lie."""
+    for tp in revoked:
+        if tp.topic == topics.qapp_events.get_topic_name():
+            input_tracker.partitions.pop(tp.partition, None)

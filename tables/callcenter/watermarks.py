@@ -28,7 +28,7 @@ class PartitionProgress:
 
     offset: int = -1  # last offset processed (its outputs sent)
     event_time: Optional[float] = None  # event time of that record
-    delay_s: Optional[float] = None  # wall clock minus event time when it was processed
+    delay_s: Optional[float] = None  # how late the record reached Kafka (append time minus event time)
 
 
 def source_mark(progress: PartitionProgress, fully_read: bool, now: float) -> Optional[float]:
@@ -50,7 +50,7 @@ def low_watermark(marks: Mapping[tuple[int, int], float], sources: int, vias: tu
 
 def input_lag_s(progress: PartitionProgress, fully_read: bool, now: float) -> Optional[float]:
     """How far behind one input partition is: the delay of its last record if it is fully
-    read (the upstream's own delay), else how old the last processed record is."""
+    read (the upstream's own delay), else how old the last processed record is now."""
     if progress.event_time is None:
         return None
     if fully_read:

@@ -167,8 +167,9 @@ def test_every_output_record_matches_its_published_schema(ingested, worker, depl
         "dead-letters": models.DeadLetter,
     }
     for topic, schema in schemas.items():
-        records = consume_all(deployment.broker.bootstrap, deployment.topic(topic), idle_s=1.0)
-        assert records, f"nothing on {topic}"
+        records = wait_until(
+            lambda: consume_all(deployment.broker.bootstrap, deployment.topic(topic), idle_s=1.0), 60, 1.0, f"records on {topic}"
+        )
         for key, value in records:
             assert key, f"{topic} records are keyed"
             schema.model_validate_json(value)

@@ -72,7 +72,7 @@ def test_state_is_complete_after_a_worker_is_killed_mid_stream(deployment, worke
     def complete(worker=survivor):
         body = _status(worker)
         assert {q["queue"]: (q["calls_waiting"], q["operators"]) for q in body["queues"]} == want
-        assert body["stale"] is False
+        assert body["stale"] is False, {k: v for k, v in body.items() if k != "queues"}
         return True
 
     wait_until(complete, 120, 1.0, "the survivor to answer completely")
