@@ -64,6 +64,11 @@ PROPS
 
 start() {
   if running && answers; then log "already running on 127.0.0.1:$port"; return 0; fi
+  for p in "$port" "$cport"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      log "port $p is already taken by another program; choose others with KAFKA_PORT / KAFKA_CONTROLLER_PORT"; exit 1
+    fi
+  done
   resolve_jars
   write_config
   if [ ! -f "$dir/data/meta.properties" ]; then
@@ -78,7 +83,11 @@ start() {
   echo $! > "$pidfile"
   for _ in $(seq 1 120); do
     if answers; then log "ready on 127.0.0.1:$port"; return 0; fi
-    if ! running; then log "broker exited; last lines:"; tail -20 "$dir/stdout.log" "$dir/broker.log" >&2 2>/dev/null; exit 1; fi
+    if ! running; then
+      log "broker exited; the cause:"
+      grep -m5 -E "Exception|Error|Caused by" "$dir/stdout.log" "$dir/broker.log" >&2 2>/dev/null || tail -20 "$dir/stdout.log" >&2
+      exit 1
+    fi
     sleep 0.5
   done
   log "broker did not answer within 60 s"; exit 1
