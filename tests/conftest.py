@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ARTIFACTS, Broker, free_port
+from tests.harness import ARTIFACTS, Broker, Deployment, Worker, free_port
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +27,19 @@ def broker():
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def deployment(broker, request):
+    """An isolated installation per test module (own app id and topics); a module may set
+    WORKER_ENV for its workers' settings."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"switchboard-{request.module.__name__.rsplit('.', 1)[-1]}-"))
+    return Deployment(broker=broker, workdir=workdir, extra_env=getattr(request.module, "WORKER_ENV", {}))
+
+
+@pytest.fixture(scope="module")
+def worker(deployment):
+    """One real worker process for the module."""
+    w = Worker(deployment, 1).start().wait_ready()
+    yield w
+    w.stop()

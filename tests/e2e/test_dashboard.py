@@ -107,13 +107,6 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def worker(deployment):
-    w = Worker(deployment, 1).start().wait_ready()
-    yield w
-    w.stop()
-
-
-@pytest.fixture(scope="module")
 def traffic(deployment, worker, tmp_path_factory):
     lines = queue_log_lines(minutes=10, rate=3, seed=20261123)
     ingest(deployment, lines, tmp_path_factory.mktemp("qlog"))

@@ -9,7 +9,7 @@ import time
 import orjson
 import pytest
 
-from tests.harness import MANAGER, ROOT, Worker, consume_all, http_get, wait_until
+from tests.harness import MANAGER, ROOT, consume_all, http_get, wait_until
 from tests.integration.expectations import expect
 from tests.integration.traffic import queue_log_lines
 
@@ -23,13 +23,6 @@ MALFORMED = [
     '{"time": "soon", "event": "CONNECT"}',
 ]
 UNKNOWN = "{t}|NONE|support|NONE|SOMETHINGNEW|a|b"
-
-
-@pytest.fixture(scope="module")
-def worker(deployment):
-    w = Worker(deployment, 1).start().wait_ready()
-    yield w
-    w.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,14 @@ import urllib.request
 import orjson
 import pytest
 
-from tests.harness import MANAGER, SERVICE, Worker, http_get, produce, wait_until
+from tests.harness import MANAGER, SERVICE, http_get, produce, wait_until
 
 pytestmark = pytest.mark.integration
 OPERATOR = "test-operator-token"
 
 
-@pytest.fixture(scope="module")
-def worker(deployment):
-    w = Worker(deployment, 1).start().wait_ready()
+@pytest.fixture(scope="module", autouse=True)
+def seeded(deployment, worker):
     now = time.time()
     # the JSON form of qapp-events, as a push client would send it
     records = [
@@ -25,9 +24,7 @@ def worker(deployment):
          "data": ["", "+79160000000", 1]},
     ]
     produce(deployment.broker.bootstrap, deployment.topic("qapp-events"), [(None, orjson.dumps(r)) for r in records])
-    wait_until(lambda: http_get(w.url + "/queues/support/status", MANAGER)[0] == 200, 60, 0.5, "queue support")
-    yield w
-    w.stop()
+    wait_until(lambda: http_get(worker.url + "/queues/support/status", MANAGER)[0] == 200, 60, 0.5, "queue support")
 
 
 def test_operations_endpoints_need_no_token(worker):
