@@ -11,6 +11,7 @@ import logging
 import time
 
 from app import codec
+from app.state import StateTable
 from app.main import app, settings, topics
 from agents.common import consumer_backlog, input_tracker
 from tables.callcenter.watermarks import PartitionProgress, StreamMark, input_lag_s, source_mark
@@ -58,7 +59,16 @@ def input_partitions() -> int:
 
 @app.on_partitions_revoked.connect
 async def forget_revoked_progress(sender, revoked, **kwargs) -> None:
-    """A partition coming back later is replayed from its commit: old progress would lie."""
+    """A partition coming back later is replayed from its commit: old progress would lie;
+    and recovery may rewrite tables underneath their caches."""
+    for table in StateTable.instances:
+        table.forget()
     for tp in revoked:
         if tp.topic == topics.qapp_events.get_topic_name():
             input_tracker.partitions.pop(tp.partition, None)
+
+
+@app.on_partitions_assigned.connect
+async def forget_cached_states(sender, assigned, **kwargs) -> None:
+    for table in StateTable.instances:
+        table.forget()

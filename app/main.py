@@ -57,7 +57,7 @@ app = create_app(settings)
 topics = Topics.declare(app, settings)
 
 
-def table(name: str, decode) -> StateTable:
+def table(name: str, decode, cached: bool = False) -> StateTable:
     """A changelog-backed RocksDB table of one kind of state, text keys."""
     table = app.Table(name, partitions=settings.partitions)
     # Faust tables take their serializers from key/value types, never from a schema; raw
@@ -66,13 +66,13 @@ def table(name: str, decode) -> StateTable:
     table.key_serializer = table.value_serializer = "raw"
     changelog = table.changelog_topic  # made (with json) when the table was registered
     changelog.key_serializer = changelog.value_serializer = "raw"
-    return StateTable(table, decode)
+    return StateTable(table, decode, cached)
 
 
 # One table per kind of thing, keyed like the stream that writes it.
 calls_table = table("cc-calls", CallState.from_json)
-operators_table = table("cc-operators", OperatorState.from_json)
-queues_table = table("cc-queues", QueueState.from_json)
+operators_table = table("cc-operators", OperatorState.from_json, cached=True)
+queues_table = table("cc-queues", QueueState.from_json, cached=True)
 windows_table = table("cc-windows", WindowAgg.from_json)  # "queue|start" keys, in the queue's partition
 ledger_table = table("cc-window-ledger", tuple)  # "queue|start|bucket": fact digests already counted
 
