@@ -18,7 +18,7 @@ from app.main import app, calls_table, ledger_table, operators_table, queues_tab
 from agents.common import dead_letter, input_tracker, items_in_partition
 from agents.housekeeping import SOURCE, input_partitions
 from tables.callcenter import queue_log
-from tables.callcenter.calls import WaitingChange, apply_call_event
+from tables.callcenter.calls import WaitingChange, apply_call_event, past_retention
 from tables.callcenter.events import Ignored, MalformedEvent
 from tables.callcenter.operators import MemberChange, OperatorState, OperatorSwept, apply_operator_event
 from tables.callcenter.queues import (
@@ -98,9 +98,13 @@ async def route_qapp_events(stream):
 async def track_calls(stream):
     async for event, message in messages(stream, "cc-calls"):
         if isinstance(message, StreamMark):
-            forwarded = codec.encode(StreamMark(message.source, event.message.partition, message.time))
-            for partition in range(settings.partitions):
-                await topics.cc_queues.send(value=forwarded, partition=partition)
+            partition = event.message.partition
+            forwarded = codec.encode(StreamMark(message.source, partition, message.time))
+            for target in range(settings.partitions):
+                await topics.cc_queues.send(value=forwarded, partition=target)
+            now = call_clock.hear(partition, message, (SOURCE,))
+            if now is not None and call_clock.due(partition, settings.call_retention_sweep_s):
+                await _forget_old_calls(partition, now)
             continue
         with metrics.processing_seconds.labels("calls").time():
             outcome = apply_call_event(calls_table.get(message.callid), message)
@@ -109,6 +113,15 @@ async def track_calls(stream):
                 await send(topics.call_status, message.callid, codec.dumps(call_view(outcome.call)))
             for output in (*outcome.waiting, *outcome.facts):
                 await send(topics.cc_queues, output.queue, codec.encode(output))
+
+
+async def _forget_old_calls(partition: int, now: float) -> None:
+    """Ended calls past retention leave the table; `call-status` gets their tombstone."""
+    for callid, call in items_in_partition(calls_table, partition, _partition_of):
+        if past_retention(call, now, settings.call_retention_s):
+            calls_table.delete(callid)
+            metrics.events_out.labels(topics.call_status.get_topic_name()).inc()
+            await topics.call_status.send(key=callid.encode(), value=None)
 
 
 class PartitionClock:
@@ -131,6 +144,7 @@ class PartitionClock:
         return True
 
 
+call_clock = PartitionClock()
 operator_clock = PartitionClock()
 queue_clock = PartitionClock()
 ALL_CALL_PARTITIONS = tuple(range(settings.partitions))

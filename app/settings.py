@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     window_grace_s: float = Field(30.0, ge=0)  # late events (p99 ~10 s) still land before a window is final
     call_wait_timeout_s: float = 3600.0  # waiting longer: the call is marked lost
     call_talk_timeout_s: float = 4 * 3600.0  # talking longer: the call is closed
-    operator_idle_timeout_s: float = 12 * 3600.0  # no event for this long: the operator goes offline
+    operator_idle_timeout_s: float = 12 * 3600.0
+    call_retention_s: float = 24 * 3600.0  # ended calls are forgotten (tombstoned) this long after
+    call_retention_sweep_s: float = 600.0  # no event for this long: the operator goes offline
     stale_after_s: float = 30.0  # answers are marked stale when input is further behind than this
     stale_backlog_records: int = 500  # ... or when its stages have more than this many records to read
     max_future_skew_s: float = 300.0  # records timed further ahead than this are rejected

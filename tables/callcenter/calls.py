@@ -229,3 +229,8 @@ def _fact(event: CallEvent) -> Optional[WindowFact]:
     if isinstance(event, CallCompleted):
         return WindowFact(fact_id, event.queue, event.time, COMPLETED, talk_s=event.calltime_s)
     return None
+
+
+def past_retention(call: CallState, now: float, retention_s: float) -> bool:
+    """An ended call nobody needs any more: its table entry and `call-status` key may go."""
+    return call.status not in OPEN_STATUSES and call.ended_at is not None and now - call.ended_at > retention_s

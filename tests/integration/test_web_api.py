@@ -8,10 +8,11 @@ import urllib.request
 import orjson
 import pytest
 
-from tests.harness import MANAGER, SERVICE, http_get, produce, wait_until
+from tests.harness import MANAGER, SERVICE, consume_all, http_get, produce, wait_until
 
 pytestmark = pytest.mark.integration
 OPERATOR = "test-operator-token"
+WORKER_ENV = {"CALL_RETENTION_S": 2, "CALL_RETENTION_SWEEP_S": 1}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -22,6 +23,10 @@ def seeded(deployment, worker):
         {"time": now - 5, "callid": "NONE", "queue": "support", "agent": "SIP/7", "event": "ADDMEMBER", "data": [""]},
         {"time": now - 4, "callid": "c-1", "queue": "support", "agent": "NONE", "event": "ENTERQUEUE",
          "data": ["", "+79160000000", 1]},
+        {"time": now - 4, "callid": "c-2", "queue": "support", "agent": "NONE", "event": "ENTERQUEUE",
+         "data": ["", "+79160000001", 2]},
+        {"time": now - 3, "callid": "c-2", "queue": "support", "agent": "NONE", "event": "ABANDON",
+         "data": [2, 2, 1]},
     ]
     produce(deployment.broker.bootstrap, deployment.topic("qapp-events"), [(None, orjson.dumps(r)) for r in records])
     wait_until(lambda: http_get(worker.url + "/queues/support/status", MANAGER)[0] == 200, 60, 0.5, "queue support")
@@ -82,3 +87,14 @@ def test_dashboard_and_its_static_files_are_served_without_a_token(worker):
         assert resp.status == 200 and b"/static/dashboard.js" in resp.read()
     with urllib.request.urlopen(worker.url + "/static/dashboard.js") as resp:
         assert resp.status == 200 and len(resp.read()) > 1000
+
+
+def test_ended_calls_past_retention_leave_a_tombstone_on_call_status(deployment, worker):
+    def tombstone():
+        records = consume_all(deployment.broker.bootstrap, deployment.topic("call-status"), idle_s=1.0)
+        c2 = [value for key, value in records if key == b"c-2"]
+        assert c2 and c2[0] is not None and c2[-1] is None, c2  # its status first, then the tombstone
+        assert any(key == b"c-1" and value is not None for key, value in records)  # still waiting: kept
+        return True
+
+    wait_until(tombstone, 60, 1.0, "the abandoned call's tombstone")

@@ -655,3 +655,13 @@ def test_every_event_offers_one_fact_at_most_and_it_is_of_its_own_queue_and_time
         assert len(outcome.facts) <= 1
         for fact in outcome.facts:
             assert (fact.queue, fact.time) == (source.queue, source.time)
+
+
+def test_only_ended_calls_past_retention_are_forgotten() -> None:
+    from tables.callcenter.calls import past_retention
+
+    ended = final(ENTER, "+10|c1|support|NONE|ABANDON|1|1|10")
+    waiting = final(ENTER)
+    assert past_retention(ended, T0 + 10 + 86401, 86400)
+    assert not past_retention(ended, T0 + 10 + 86399, 86400)
+    assert not past_retention(waiting, T0 + 10 * 86400, 86400)  # open calls are the sweep's business
