@@ -62,7 +62,8 @@ async def messages(stream, stage: str):
             await dead_letter(topics.dead_letters, event.message, exc.args[0])
 
 
-async def send(topic, key: str, value: bytes) -> None:
+async def send(topic, key: str, value: bytes | None) -> None:
+    """Produce and count; a None value is a tombstone on a compacted topic."""
     metrics.events_out.labels(topic.get_topic_name()).inc()
     await topic.send(key=key.encode(), value=value)
 
@@ -120,8 +121,7 @@ async def _forget_old_calls(partition: int, now: float) -> None:
     for callid, call in items_in_partition(calls_table, partition, _partition_of):
         if past_retention(call, now, settings.call_retention_s):
             calls_table.delete(callid)
-            metrics.events_out.labels(topics.call_status.get_topic_name()).inc()
-            await topics.call_status.send(key=callid.encode(), value=None)
+            await send(topics.call_status, callid, None)
 
 
 class PartitionClock:

@@ -48,14 +48,18 @@ def _local_queue(queue: str) -> Optional[QueueState]:
     return queues_table.get(queue)
 
 
+async def _local_queues() -> dict:
+    """This worker's share of `/queues/status`: its queues and its freshness."""
+    now = time.time()
+    return {"queues": [_queue_status(q, now) for _, q in queues_table.items()], **freshness()}
+
+
 @app.page("/internal/cc/queues")
 class LocalQueues(ApiView):
     roles = ("service",)
 
     async def get(self, request: web.Request) -> web.Response:
-        now = time.time()
-        queues = [_queue_status(q, now) for _, q in queues_table.items()]
-        return self.ok({"queues": queues, **freshness()})
+        return self.ok(await _local_queues())
 
 
 @app.page("/queues/status")
@@ -63,11 +67,7 @@ class QueuesStatus(ApiView):
     roles = ("manager",)
 
     async def get(self, request: web.Request) -> web.Response:
-        async def local():
-            now = time.time()
-            return {"queues": [_queue_status(q, now) for _, q in queues_table.items()], **freshness()}
-
-        answers, missing = await ask_all("/internal/cc/queues", local)
+        answers, missing = await ask_all("/internal/cc/queues", _local_queues)
         queues = sorted((q for a in answers for q in a["queues"]), key=lambda q: q["queue"])
         return self.ok({"generated_at": time.time(), **combined_freshness(answers, missing), "queues": queues})
 
