@@ -1,127 +1,118 @@
-"""Call-center stream: qapp-events -> calls, operators, queues (SPEC.md "Call-center").
+"""Call-center stream: qapp-events -> calls and operators -> queues (SPEC.md "Call-center").
 
-    qapp-events --route--> cc-calls (by call id)  --track_calls-->     call-status, cc-queues
-                       \\-> cc-agents (by agent)   --track_operators--> operator-status, cc-queues, cc-calls
-    cc-queues (by queue) --track_queues--> queue-status, queue-metrics
+    qapp-events --route_qapp_events--> cc-events (call events in the call's partition,
+                                                  operator events in the agent's)
+    cc-events --track_calls_and_operators--> call-status, operator-status, cc-queues
+    cc-queues (queue's partition) --track_queues--> queue-status, queue-metrics
 
-Each loop decodes, calls the pure rule from tables/callcenter, stores and forwards.
-`StreamMark`s travel the same paths and tell the stages what time it is in the stream.
+Two hops, each carrying one envelope per batch and partition (app/batching.py). A stage
+takes one envelope, applies the pure rules of tables/callcenter to every message in it
+over a `BatchedTable` overlay, then writes each changed key once and sends its outputs
+once. `StreamMark`s travel the same paths and tell the stages what time it is in the stream.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from typing import Any, Iterator, Optional
 
 from app import codec, metrics
-from app.main import app, calls_table, ledger_table, operators_table, queues_table, settings, topics, windows_table
-from agents.common import dead_letter, input_tracker, items_in_partition
+from app.batching import BatchedTable, Outbox, take_ready, unpack
+from app.main import app, calls_table, operators_table, queues_table, settings, topics, windows_table
+from agents.common import Every, dead_letter, dead_letter_body, input_tracker, items_in_partition
 from agents.housekeeping import SOURCE, input_partitions
 from tables.callcenter import queue_log
-from tables.callcenter.calls import WaitingChange, apply_call_event, past_retention
+from tables.callcenter.calls import CallState, CallSwept, apply_call_event, past_retention
 from tables.callcenter.events import Ignored, MalformedEvent
-from tables.callcenter.operators import MemberChange, OperatorState, OperatorSwept, apply_operator_event
-from tables.callcenter.queues import (
-    QueueState,
-    WindowSchedule,
-    apply_member,
-    apply_waiting,
-    close_windows,
-    place_fact,
-    sweep_lost_calls,
-)
-from tables.callcenter.routing import AGENTS, CALLS, destinations, implausible_time, partition_of
+from tables.callcenter.operators import OperatorState, OperatorSwept, apply_operator_event
+from tables.callcenter.queues import QueueState, WindowSchedule, apply_changes, close_windows, place_facts, sweep_lost_calls
+from app.partitioner import partition_of
+from tables.callcenter.routing import destinations, implausible_time, is_call_event, is_operator_event
 from tables.callcenter.views import call_view, operator_view, queue_status_view, recent_window_starts
 from tables.callcenter.watermarks import StreamMark, low_watermark
-from tables.callcenter.windows import (
-    WindowAgg,
-    WindowFact,
-    add_fact,
-    fact_digest,
-    ledger_key,
-    ledger_keys,
-    metrics_view,
-    note_fact,
-    window_key,
-    window_start,
-)
+from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key
 
 SCHEDULE = WindowSchedule(settings.window_s, settings.window_grace_s, settings.windows_kept_s)
 OPERATOR_SWEEP_EVERY_S = 5.0
 QUEUE_STATUS_EVERY_S = 1.0
-_stage_topics = {CALLS: topics.cc_calls, AGENTS: topics.cc_agents}
+ROUTE_BATCH = 4000  # records a route batch takes at most (it takes what is ready)
+PARTITIONS = settings.partitions
+ALL_PARTITIONS = tuple(range(PARTITIONS))
 
 
-async def messages(stream, stage: str):
-    """(event, message) of an internal stream; what cannot be decoded is dead-lettered."""
+def _partition_of(key: str) -> int:
+    return partition_of(key, PARTITIONS)
+
+
+class StageMeter:
+    """Counts of one stage, with the Prometheus children looked up once."""
+
+    def __init__(self, stage: str) -> None:
+        self.events_in = metrics.events_in.labels(stage)
+        self.seconds = metrics.processing_seconds.labels(stage)
+
+
+async def process_envelopes(stream, stage: str, batch_of) -> None:
+    """The loop of a stage over envelopes: `batch_of(partition)` applies one envelope's
+    messages (`apply_all`), writes what changed (`store`) and has an `outbox` to send.
+    A record that is no envelope is dead-lettered."""
+    meter = StageMeter(stage)
     async for event in stream.events():
-        metrics.events_in.labels(stage).inc()
+        started = time.perf_counter()
         try:
-            yield event, codec.decode(event.value)
+            messages = unpack(event.value)
         except codec.UndecodableMessage as exc:
+            meter.events_in.inc()
             await dead_letter(topics.dead_letters, event.message, exc.args[0])
+            continue
+        meter.events_in.inc(len(messages))
+        batch = batch_of(event.message.partition)
+        batch.apply_all(messages)
+        batch.store()
+        await batch.outbox.flush()
+        meter.seconds.observe(time.perf_counter() - started)
 
 
-async def send(topic, key: str, value: bytes | None) -> None:
-    """Produce and count; a None value is a tombstone on a compacted topic."""
-    metrics.events_out.labels(topic.get_topic_name()).inc()
-    await topic.send(key=key.encode(), value=value)
+# --- route: decode, reject, send each event where its state lives ------------------------------
 
 
 @app.agent(topics.qapp_events, concurrency=1)
 async def route_qapp_events(stream):
-    """Decode queue_log records; route each to the stages it concerns; reject the bad."""
+    """Decode queue_log records; route each to the partitions it concerns; reject the bad."""
     source = settings.topic_qapp_events
-    async for event in stream.events():
-        message = event.message
-        metrics.events_in.labels(source).inc()
-        event_time = None
-        try:
-            parsed = queue_log.interpret(queue_log.decode(event.value))
-            suspicious = implausible_time(parsed.time, time.time(), settings.max_future_skew_s)
-            if suspicious:
-                raise MalformedEvent(suspicious)
-        except MalformedEvent as exc:
-            await dead_letter(topics.dead_letters, message, exc.reason)
-        else:
-            event_time = parsed.time
-            if isinstance(parsed, Ignored):
-                metrics.events_ignored.labels(parsed.event, str(parsed.known).lower()).inc()
+    meter = StageMeter(source)
+    async for events in take_ready(stream, ROUTE_BATCH):
+        started = time.perf_counter()
+        outbox = Outbox(app)
+        done = []
+        now = time.time()
+        for event in events:
+            message = event.message
+            event_time = None
+            try:
+                parsed = queue_log.interpret(queue_log.decode(event.value))
+                suspicious = implausible_time(parsed.time, now, settings.max_future_skew_s)
+                if suspicious:
+                    raise MalformedEvent(suspicious)
+            except MalformedEvent as exc:
+                outbox.record(topics.dead_letters, message.key, dead_letter_body(message, exc.reason))
             else:
-                body = codec.encode(parsed)
-                for stage, key in destinations(parsed):
-                    await send(_stage_topics[stage], key, body)
-        # only after its outputs are sent: a stream mark may now vouch for this record
-        input_tracker.processed(message.partition, message.offset, event_time, message.timestamp, time.time())
+                event_time = parsed.time
+                if isinstance(parsed, Ignored):
+                    metrics.events_ignored.labels(parsed.event, str(parsed.known).lower()).inc()
+                else:
+                    for partition in {_partition_of(key) for _, key in destinations(parsed)}:
+                        outbox.to_partition(topics.cc_events, partition, parsed)
+            done.append((message, event_time))
+        meter.events_in.inc(len(events))
+        await outbox.flush()
+        # only after its outputs are sent: a stream mark may now vouch for these records
+        for message, event_time in done:
+            input_tracker.processed(message.partition, message.offset, event_time, message.timestamp, now)
+        meter.seconds.observe(time.perf_counter() - started)
 
 
-@app.agent(topics.cc_calls, concurrency=1)
-async def track_calls(stream):
-    async for event, message in messages(stream, "cc-calls"):
-        if isinstance(message, StreamMark):
-            partition = event.message.partition
-            forwarded = codec.encode(StreamMark(message.source, partition, message.time))
-            for target in range(settings.partitions):
-                await topics.cc_queues.send(value=forwarded, partition=target)
-            now = call_clock.hear(partition, message, (SOURCE,))
-            if now is not None and call_clock.due(partition, settings.call_retention_sweep_s):
-                await _forget_old_calls(partition, now)
-            continue
-        with metrics.processing_seconds.labels("calls").time():
-            outcome = apply_call_event(calls_table.get(message.callid), message)
-            if outcome.changed and outcome.call is not None:
-                calls_table.put(message.callid, outcome.call)
-                await send(topics.call_status, message.callid, codec.dumps(call_view(outcome.call)))
-            for output in (*outcome.waiting, *outcome.facts):
-                await send(topics.cc_queues, output.queue, codec.encode(output))
-
-
-async def _forget_old_calls(partition: int, now: float) -> None:
-    """Ended calls past retention leave the table; `call-status` gets their tombstone."""
-    for callid, call in items_in_partition(calls_table, partition, _partition_of):
-        if past_retention(call, now, settings.call_retention_s):
-            calls_table.delete(callid)
-            await send(topics.call_status, callid, None)
+# --- calls and operators ---------------------------------------------------------------------
 
 
 class PartitionClock:
@@ -129,116 +120,203 @@ class PartitionClock:
 
     def __init__(self) -> None:
         self.marks: dict[int, dict[tuple[int, int], float]] = {}
-        self.acted_at: dict[int, float] = {}
 
     def hear(self, partition: int, mark: StreamMark, vias: tuple[int, ...]) -> float | None:
         marks = self.marks.setdefault(partition, {})
         marks[(mark.source, mark.via)] = mark.time
         return low_watermark(marks, input_partitions(), vias)
 
-    def due(self, partition: int, every_s: float) -> bool:
-        now = time.monotonic()
-        if now - self.acted_at.get(partition, 0.0) < every_s:
-            return False
-        self.acted_at[partition] = now
-        return True
-
 
 call_clock = PartitionClock()
-operator_clock = PartitionClock()
 queue_clock = PartitionClock()
-ALL_CALL_PARTITIONS = tuple(range(settings.partitions))
+operator_sweep = Every(OPERATOR_SWEEP_EVERY_S)
+call_retention_sweep = Every(settings.call_retention_sweep_s)
+queue_status_tick = Every(QUEUE_STATUS_EVERY_S)
 
 
-@app.agent(topics.cc_agents, concurrency=1)
-async def track_operators(stream):
-    async for event, message in messages(stream, "cc-agents"):
-        partition = event.message.partition
-        with metrics.processing_seconds.labels("operators").time():
+class CallsAndOperators:
+    """One envelope of the call and operator stage: partition `partition` of cc-events."""
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.calls: BatchedTable[CallState] = BatchedTable(calls_table)
+        self.operators: BatchedTable[OperatorState] = BatchedTable(operators_table)
+        self.outbox = Outbox(app)
+        self.changed_calls: set[str] = set()
+        self.changed_operators: set[str] = set()
+
+    def apply_all(self, messages: list[Any]) -> None:
+        for message in messages:
+            self.apply(message)
+
+    def apply(self, message: Any) -> None:
+        if isinstance(message, StreamMark):
+            self._time_passes(message)
+            return
+        if isinstance(message, CallSwept):
+            self._call(message)
+            return
+        if is_call_event(message) and _partition_of(message.callid) == self.partition:
+            self._call(message)
+        if is_operator_event(message) and _partition_of(message.agent) == self.partition:
+            self._operator(message.agent, self.operators.get(message.agent), message)
+
+    def _call(self, message) -> None:
+        outcome = apply_call_event(self.calls.get(message.callid), message)
+        if outcome.changed and outcome.call is not None:
+            self.calls.put(message.callid, outcome.call)
+            self.changed_calls.add(message.callid)
+        for change in outcome.waiting:  # the queue keeps only a call's latest
+            self.outbox.to_partition(topics.cc_queues, _partition_of(change.queue), change, ("w", change.queue, change.callid))
+        for fact in outcome.facts:
+            self.outbox.to_partition(topics.cc_queues, _partition_of(fact.queue), fact)
+
+    def _operator(self, agent: str, before: Optional[OperatorState], message) -> None:
+        outcome = apply_operator_event(before, message)
+        if outcome.changed:
+            self.operators.put(agent, outcome.operator)
+            self.changed_operators.add(agent)
+            if isinstance(message, OperatorSwept) and before is not None and outcome.operator.idle_resets > before.idle_resets:
+                metrics.staleness_resets.labels("operator_offline").inc()
+        for change in outcome.members:  # the queue keeps only an operator's latest view
+            self.outbox.to_partition(topics.cc_queues, _partition_of(change.queue), change, ("m", change.queue, change.agent))
+        for swept in outcome.swept_calls:
+            metrics.staleness_resets.labels("call_closed").inc()
+            self._to_call(swept)
+
+    def _to_call(self, swept: CallSwept) -> None:
+        target = _partition_of(swept.callid)
+        if target == self.partition:
+            self._call(swept)
+        else:
+            self.outbox.to_partition(topics.cc_events, target, swept)
+
+    def _time_passes(self, mark: StreamMark) -> None:
+        # behind everything this partition sent so far: the queues may trust it
+        forwarded = StreamMark(mark.source, self.partition, mark.time)
+        self.outbox.to_every_partition(topics.cc_queues, PARTITIONS, forwarded)
+        now = call_clock.hear(self.partition, mark, (SOURCE,))
+        if now is None:
+            return
+        if operator_sweep.due(self.partition):
+            sweep = OperatorSwept(now, settings.operator_idle_timeout_s, settings.call_talk_timeout_s)
+            for agent, op in operators_table.items_in(self.partition):
+                self._operator(agent, self.operators.get(agent) or op, sweep)
+        if call_retention_sweep.due(self.partition):
+            for callid, call in items_in_partition(calls_table, self.partition, _partition_of):
+                if past_retention(self.calls.get(callid) or call, now, settings.call_retention_s):
+                    self.calls.delete(callid)
+                    self.changed_calls.discard(callid)
+                    self.outbox.latest(topics.call_status, callid, None)
+
+    def store(self) -> None:
+        """Write each changed state once and queue its public view (the latest only)."""
+        now = time.time()
+        for callid in self.changed_calls:
+            self.outbox.latest(topics.call_status, callid, codec.dumps(call_view(self.calls.get(callid))))
+        for agent in self.changed_operators:
+            op = self.operators.get(agent)
+            self.outbox.latest(topics.operator_status, agent, codec.dumps(operator_view(op, max(now, op.last_time))))
+        self.calls.flush()
+        self.operators.flush()
+
+
+@app.agent(topics.cc_events, concurrency=1)
+async def track_calls_and_operators(stream):
+    await process_envelopes(stream, "cc-events", CallsAndOperators)
+
+
+# --- queues and their windows -------------------------------------------------------------------
+
+
+class Queues:
+    """One envelope of the queue stage: partition `partition` of cc-queues."""
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.queues: BatchedTable[QueueState] = BatchedTable(queues_table)
+        self.windows: BatchedTable[WindowAgg] = BatchedTable(windows_table)
+        self.ledgers: BatchedTable[frozenset] = BatchedTable(windows_table)
+        self.counter = FactCounter(self.windows, self.ledgers, settings.window_s, settings.sl_threshold_s)
+        self.outbox = Outbox(app)
+
+    def queue(self, name: str) -> QueueState:
+        return self.queues.get(name) or QueueState(queue=name)
+
+    def apply_all(self, messages: list[Any]) -> None:
+        """Messages in order; each queue's changes and facts up to a stream mark at once."""
+        changes: dict[str, list] = {}
+        facts: dict[str, list[WindowFact]] = {}
+        for message in messages:
             if isinstance(message, StreamMark):
-                now = operator_clock.hear(partition, message, (SOURCE,))
-                if now is not None and operator_clock.due(partition, OPERATOR_SWEEP_EVERY_S):
-                    sweep = OperatorSwept(now, settings.operator_idle_timeout_s, settings.call_talk_timeout_s)
-                    for agent, op in items_in_partition(operators_table, partition, _partition_of):
-                        await _operator_step(agent, op, sweep)
-                continue
-            await _operator_step(message.agent, operators_table.get(message.agent), message)
+                self._apply_grouped(changes, facts)
+                changes, facts = {}, {}
+                self._hear(message)
+            elif isinstance(message, WindowFact):
+                facts.setdefault(message.queue, []).append(message)
+            else:
+                changes.setdefault(message.queue, []).append(message)
+        self._apply_grouped(changes, facts)
 
+    def _apply_grouped(self, changes: dict[str, list], facts: dict[str, list[WindowFact]]) -> None:
+        for name, queue_changes in changes.items():
+            self.queues.put(name, apply_changes(self.queue(name), queue_changes))
+        for name, queue_facts in facts.items():
+            # placed even when counted before: a crash may have kept the count, not the placing
+            placed = [(fact.time, self.counter.count(fact)) for fact in queue_facts]
+            q, on_time = place_facts(self.queue(name), placed, SCHEDULE)
+            late = sum(1 for (_, counted), in_time in zip(placed, on_time) if counted and not in_time)
+            if late:
+                metrics.late_events.inc(late)  # still counted in their windows: the API stays exact
+            self.queues.put(name, q)
 
-async def _operator_step(agent: str, before: OperatorState | None, message) -> None:
-    outcome = apply_operator_event(before, message)
-    if outcome.changed:
-        operators_table.put(agent, outcome.operator)
-        view = operator_view(outcome.operator, max(time.time(), outcome.operator.last_time))
-        await send(topics.operator_status, agent, codec.dumps(view))
-        if isinstance(message, OperatorSwept) and before is not None and outcome.operator.idle_resets > before.idle_resets:
-            metrics.staleness_resets.labels("operator_offline").inc()
-    for change in outcome.members:
-        await send(topics.cc_queues, change.queue, codec.encode(change))
-    for swept in outcome.swept_calls:
-        metrics.staleness_resets.labels("call_closed").inc()
-        await send(topics.cc_calls, swept.callid, codec.encode(swept))
+    def _hear(self, mark: StreamMark) -> None:
+        now = queue_clock.hear(self.partition, mark, ALL_PARTITIONS)
+        if now is not None and queue_status_tick.due(self.partition):
+            for name, _ in queues_table.items_in(self.partition):
+                self._time_passes(self.queue(name), now)
+
+    def _time_passes(self, q: QueueState, stream_now: float) -> None:
+        """Stream time reached `stream_now`: sweep lost calls, finalise windows, publish status."""
+        before = q
+        q, lost = sweep_lost_calls(q, stream_now, settings.call_wait_timeout_s)
+        for swept in lost:
+            metrics.staleness_resets.labels("call_lost").inc()
+            self.outbox.to_partition(topics.cc_events, _partition_of(swept.callid), swept)
+        q, final, expired = close_windows(q, stream_now, SCHEDULE)
+        for start in final:
+            window = self.windows.get(window_key(q.queue, start))
+            if window is not None:
+                record = {"queue": q.queue, "window_s": settings.window_s, "final": True, **metrics_view(window)}
+                self.outbox.latest(topics.queue_metrics, f"{q.queue}|{int(start)}", codec.dumps(record))
+        for start in expired:
+            key = window_key(q.queue, start)
+            window = self.windows.get(key)
+            if window is not None:
+                self.windows.delete(key)  # the window before its ledger (see FactCounter)
+                for bucket in ledger_keys(q.queue, start, window.buckets):
+                    self.ledgers.delete(bucket)
+        if q != before:
+            self.queues.put(q.queue, q)
+        now = time.time()
+        status = queue_status_view(q, self._recent_windows(q.queue, now), now, settings.window_s)
+        self.outbox.latest(topics.queue_status, q.queue, codec.dumps({"generated_at": now, **status}))
+
+    def _recent_windows(self, queue: str, now: float) -> Iterator[WindowAgg]:
+        for start in recent_window_starts(now, settings.window_s):
+            window = self.windows.get(window_key(queue, start))
+            if window is not None:
+                yield window
+
+    def store(self) -> None:
+        self.queues.flush()
+        self.windows.flush()  # every window before any ledger bucket
+        self.ledgers.flush()
 
 
 @app.agent(topics.cc_queues, concurrency=1)
 async def track_queues(stream):
-    async for event, message in messages(stream, "cc-queues"):
-        partition = event.message.partition
-        with metrics.processing_seconds.labels("queues").time():
-            if isinstance(message, StreamMark):
-                now = queue_clock.hear(partition, message, ALL_CALL_PARTITIONS)
-                if now is not None and queue_clock.due(partition, QUEUE_STATUS_EVERY_S):
-                    for _, q in items_in_partition(queues_table, partition, _partition_of):
-                        await _queue_time_passes(q, now)
-                continue
-            q = queues_table.get(message.queue) or QueueState(queue=message.queue)
-            if isinstance(message, WaitingChange):
-                q = apply_waiting(q, message)
-            elif isinstance(message, MemberChange):
-                q = apply_member(q, message)
-            elif isinstance(message, WindowFact):
-                q = _count_fact(q, message)
-            queues_table.put(message.queue, q)
-
-
-def _count_fact(q: QueueState, fact: WindowFact) -> QueueState:
-    start = window_start(fact.time, settings.window_s)
-    digest = fact_digest(fact.fact_id)
-    bucket = ledger_key(q.queue, start, digest)
-    noted = note_fact(ledger_table.get(bucket), digest)
-    if noted is None:
-        return q  # counted before: a replay or a duplicated input line
-    ledger_table.put(bucket, noted)
-    q, on_time = place_fact(q, fact.time, SCHEDULE)
-    if not on_time:
-        metrics.late_events.inc()  # still counted in its window: the API stays exact
-    key = window_key(q.queue, start)
-    windows_table.put(key, add_fact(windows_table.get(key), fact, settings.window_s, settings.sl_threshold_s))
-    return q
-
-
-async def _queue_time_passes(q: QueueState, stream_now: float) -> None:
-    """Stream time reached `stream_now`: sweep lost calls, finalise windows, publish status."""
-    before = q
-    q, lost = sweep_lost_calls(q, stream_now, settings.call_wait_timeout_s)
-    for swept in lost:
-        metrics.staleness_resets.labels("call_lost").inc()
-        await send(topics.cc_calls, swept.callid, codec.encode(swept))
-    q, final, expired = close_windows(q, stream_now, SCHEDULE)
-    for start in final:
-        window = windows_table.get(window_key(q.queue, start))
-        if window is not None:
-            record = {"queue": q.queue, "window_s": settings.window_s, "final": True, **metrics_view(window)}
-            await send(topics.queue_metrics, f"{q.queue}|{int(start)}", codec.dumps(record))
-    for start in expired:
-        windows_table.delete(window_key(q.queue, start))
-        for bucket in ledger_keys(q.queue, start):
-            ledger_table.delete(bucket)
-    if q != before:
-        queues_table.put(q.queue, q)
-    now = time.time()
-    status = queue_status_view(q, local_windows(q.queue, now), now, settings.window_s)
-    await send(topics.queue_status, q.queue, codec.dumps({"generated_at": now, **status}))
+    await process_envelopes(stream, "cc-queues", Queues)
 
 
 def local_windows(queue: str, now: float) -> Iterator[WindowAgg]:
@@ -247,7 +325,3 @@ def local_windows(queue: str, now: float) -> Iterator[WindowAgg]:
         window = windows_table.get(window_key(queue, start))
         if window is not None:
             yield window
-
-
-def _partition_of(key: str) -> int:
-    return partition_of(key, settings.partitions)

@@ -60,8 +60,29 @@ class InputTracker:
 input_tracker = InputTracker()
 
 
+class Every:
+    """Says, per partition, whether `every_s` has passed since it last said yes (monotonic)."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self.acted_at: dict[int, float] = {}
+
+    def due(self, partition: int) -> bool:
+        now = time.monotonic()
+        if now - self.acted_at.get(partition, float("-inf")) < self.every_s:
+            return False
+        self.acted_at[partition] = now
+        return True
+
+
 async def dead_letter(topic: faust.TopicT, message: Any, reason: str) -> None:
     """Send the original bytes and where they came from to `dead-letters`; count it."""
+    metrics.events_out.labels(topic.get_topic_name()).inc()
+    await topic.send(key=message.key, value=dead_letter_body(message, reason))
+
+
+def dead_letter_body(message: Any, reason: str) -> bytes:
+    """The dead letter of `message` (its original bytes, where it came from, why); counted."""
     value = message.value if isinstance(message.value, (bytes, bytearray)) else bytes(str(message.value), "utf-8")
     try:
         text: Optional[str] = value.decode("utf-8")
@@ -80,9 +101,8 @@ async def dead_letter(topic: faust.TopicT, message: Any, reason: str) -> None:
     }
     kind = reason.split(":", 1)[0][:40]
     metrics.events_rejected.labels(message.topic, kind).inc()
-    metrics.events_out.labels(topic.get_topic_name()).inc()
     log.warning("dead-lettered", extra={"topic": message.topic, "partition": message.partition, "offset": message.offset, "reason": reason})
-    await topic.send(key=message.key, value=codec.dumps(body))
+    return codec.dumps(body)
 
 
 def consumer_backlog(app: faust.App, topic_names: tuple[str, ...]) -> int:

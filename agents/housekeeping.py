@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from app import codec
+from app.batching import pack
 from app.state import StateTable
 from app.main import app, settings, topics
 from agents.common import consumer_backlog, input_tracker
@@ -18,7 +18,7 @@ from tables.callcenter.watermarks import PartitionProgress, StreamMark, input_la
 
 log = logging.getLogger(__name__)
 SOURCE = -1  # `via` of a mark sent straight from the input partition
-STAGE_TOPICS = tuple(t.get_topic_name() for t in (topics.qapp_events, topics.cc_calls, topics.cc_agents, topics.cc_queues))
+STAGE_TOPICS = tuple(t.get_topic_name() for t in (topics.qapp_events, topics.cc_events, topics.cc_queues))
 
 
 def owned(topic_name: str):
@@ -39,10 +39,9 @@ async def send_stream_marks() -> None:
         mark = source_mark(progress or PartitionProgress(), fully_read, now)
         if mark is None:
             continue  # nothing processed yet and more to read: no promise to make
-        value = codec.encode(StreamMark(tp.partition, SOURCE, mark))
-        for stage in (topics.cc_calls, topics.cc_agents):
-            for partition in range(settings.partitions):
-                await stage.send(value=value, partition=partition)
+        value = pack([StreamMark(tp.partition, SOURCE, mark)])
+        for partition in range(settings.partitions):
+            await topics.cc_events.send(value=value, partition=partition)
     input_tracker.lag_s = max(lags) if lags else None
     # the input may be read while later stages still work through a backlog: stale too
     input_tracker.backlog = consumer_backlog(app, STAGE_TOPICS)

@@ -46,8 +46,19 @@ def register_types(types: Iterable[type]) -> None:
         _MESSAGE_TYPES[cls.__name__] = cls
 
 
+def message_types() -> dict[str, type]:
+    """Tag -> class of every message that may travel on an internal topic."""
+    return _MESSAGE_TYPES
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    raise TypeError(f"not serialisable: {type(value).__name__}")
+
+
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 def loads(data: bytes) -> Any:

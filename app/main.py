@@ -11,11 +11,12 @@ import faust
 from app import codec  # noqa: F401  (registers the orjson codec)
 from app.logs import configure_logging, worker_logging_config
 from app.settings import Settings, get_settings
-from app.state import StateTable
+from app.state import UNBOUNDED, StateTable
 from app.topics import Topics, ensure_topics
 from tables.callcenter.calls import CallState
 from tables.callcenter.operators import OperatorState
 from tables.callcenter.queues import QueueState
+from app.partitioner import key_partitioner, partition_of
 from tables.callcenter.windows import WindowAgg
 
 
@@ -47,9 +48,13 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=settings.commit_interval_s,
         web_in_thread=False,
         producer_linger=settings.producer_linger_s,
+        producer_max_batch_size=settings.producer_max_batch_size,
+        producer_partitioner=key_partitioner,
         logging_config=worker_logging_config(settings),
     )
 
+
+WINDOW_CACHE_KEYS = 50_000  # open windows and their ledgers, the last 15 minutes' windows
 
 settings = get_settings()
 configure_logging(settings)
@@ -57,7 +62,7 @@ app = create_app(settings)
 topics = Topics.declare(app, settings)
 
 
-def table(name: str, decode, cached: bool = False) -> StateTable:
+def table(name: str, decode, cache_keys: int = 0) -> StateTable:
     """A changelog-backed RocksDB table of one kind of state, text keys."""
     table = app.Table(name, partitions=settings.partitions)
     # Faust tables take their serializers from key/value types, never from a schema; raw
@@ -66,15 +71,20 @@ def table(name: str, decode, cached: bool = False) -> StateTable:
     table.key_serializer = table.value_serializer = "raw"
     changelog = table.changelog_topic  # made (with json) when the table was registered
     changelog.key_serializer = changelog.value_serializer = "raw"
-    return StateTable(table, decode, cached)
+    return StateTable(table, decode, lambda key: partition_of(key, settings.partitions), cache_keys)
+
+
+def _window_or_ledger(value: object) -> WindowAgg | frozenset:
+    return WindowAgg.from_json(value) if isinstance(value, dict) else frozenset(value)
 
 
 # One table per kind of thing, keyed like the stream that writes it.
 calls_table = table("cc-calls", CallState.from_json)
-operators_table = table("cc-operators", OperatorState.from_json, cached=True)
-queues_table = table("cc-queues", QueueState.from_json, cached=True)
-windows_table = table("cc-windows", WindowAgg.from_json)  # "queue|start" keys, in the queue's partition
-ledger_table = table("cc-window-ledger", tuple)  # "queue|start|bucket": fact digests already counted
+operators_table = table("cc-operators", OperatorState.from_json, cache_keys=UNBOUNDED)
+queues_table = table("cc-queues", QueueState.from_json, cache_keys=UNBOUNDED)
+# A queue's windows ("queue|start") and their ledgers of counted facts ("queue|start|bucket")
+# share one table, so their writes land in order (see windows.FactCounter).
+windows_table = table("cc-windows", _window_or_ledger, cache_keys=WINDOW_CACHE_KEYS)
 
 import agents.callcenter  # noqa: E402,F401
 import agents.housekeeping  # noqa: E402,F401

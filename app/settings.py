@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     broker_rebalance_timeout_s: float = 60.0
     commit_interval_s: float = 2.8
     producer_linger_s: float = 0.005  # batch outgoing records this long: far fewer produce requests
+    # an envelope is one record of up to ~150 kB; with Kafka's 16 kB default every envelope
+    # would be a batch of its own, each waiting for the one before it to be acknowledged
+    producer_max_batch_size: int = Field(512 * 1024, ge=16384)
     tick_interval_s: float = Field(1.0, gt=0)  # how often time reaches the queue/operator stages
 
     # call-center metrics and staleness

@@ -3,6 +3,7 @@ orjson bytes (orjson writes dataclasses natively, far faster than dict conversio
 
 from __future__ import annotations
 
+import sys
 from typing import Callable, Generic, Iterator, Optional, TypeVar
 
 import faust
@@ -11,48 +12,87 @@ import orjson
 from app.codec import dumps
 
 T = TypeVar("T")
+UNBOUNDED = sys.maxsize
 
 
 class StateTable(Generic[T]):
-    """`cached` keeps decoded states in memory, write-through: right for small tables of
-    big, hot values (queues, operators), since each partition has one writer. The cache is
-    dropped at every rebalance, when recovery may change the table underneath."""
+    """A table of one kind of state. `cache_keys` keeps up to that many decoded states in
+    memory, write-through (least recently used dropped first): right for hot values read
+    more often than written, since each partition has one writer. The cache is dropped at
+    every rebalance, when recovery may change the table underneath."""
 
     instances: list["StateTable"] = []
 
-    def __init__(self, table: faust.Table, decode: Callable[[dict], T], cached: bool = False) -> None:
+    def __init__(self, table: faust.Table, decode: Callable[[object], T], partition_of: Callable[[str], int],
+                 cache_keys: int = 0) -> None:
         self.table = table
         self.decode = decode
-        self.cache: Optional[dict[str, T]] = {} if cached else None
+        self.partition_of = partition_of
+        self.cache_keys = cache_keys
+        self.cache: Optional[dict[str, T]] = {} if cache_keys else None
+        self.keys: dict[int, set[str]] = {}  # partition -> its keys, once listed (see `items_in`)
         StateTable.instances.append(self)
 
     def forget(self) -> None:
         if self.cache is not None:
             self.cache.clear()
+        self.keys.clear()
 
     @property
     def name(self) -> str:
         return self.table.name
 
     def get(self, key: str) -> Optional[T]:
-        if self.cache is not None and key in self.cache:
-            return self.cache[key]
+        cache = self.cache
+        if cache is not None:
+            state = cache.pop(key, None)
+            if state is not None:
+                cache[key] = state  # most recently used last
+                return state
         raw = self.table.get(key)
         state = None if raw is None else self.decode(orjson.loads(raw))
-        if self.cache is not None and state is not None:
-            self.cache[key] = state
+        if cache is not None and state is not None:
+            self._remember(key, state)
         return state
 
     def put(self, key: str, state: T) -> None:
         self.table[key] = dumps(state)
         if self.cache is not None:
-            self.cache[key] = state
+            self.cache.pop(key, None)
+            self._remember(key, state)
+        if self.keys:
+            known = self.keys.get(self.partition_of(key))
+            if known is not None:
+                known.add(key)
 
     def delete(self, key: str) -> None:
         if self.cache is not None:
             self.cache.pop(key, None)
+        if self.keys:
+            self.keys.get(self.partition_of(key), set()).discard(key)
         if key in self.table:
             del self.table[key]
+
+    def _remember(self, key: str, state: T) -> None:
+        cache = self.cache
+        cache[key] = state
+        if len(cache) > self.cache_keys:
+            del cache[next(iter(cache))]
+
+    def items_in(self, partition: int) -> Iterator[tuple[str, T]]:
+        """Every (key, state) of one partition. The first call after a rebalance reads the
+        table's keys; later calls know them (puts and deletes keep the list)."""
+        keys = self.keys.get(partition)
+        if keys is None:
+            keys = self.keys[partition] = {key for key in self._raw_keys() if self.partition_of(key) == partition}
+        for key in list(keys):
+            state = self.get(key)
+            if state is not None:
+                yield key, state
+
+    def _raw_keys(self) -> Iterator[str]:
+        for key in list(self.table.keys()):
+            yield key.decode() if isinstance(key, (bytes, bytearray)) else key
 
     def items(self) -> Iterator[tuple[str, T]]:
         """Every (key, state) of this worker's active partitions."""

@@ -1,7 +1,8 @@
 """Every topic the service reads or writes, declared once.
 
 Public names come from settings (SPEC.md defaults); internal repartition topics carry
-the app id (`<APP_ID>-cc-calls`, ...), so they never clash between deployments.
+the app id (`<APP_ID>-cc-events`, ...), so they never clash between deployments. Internal
+topics carry envelopes: one record per batch and partition (app/batching.py).
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ class Topics:
     operator_status: faust.TopicT
     queue_status: faust.TopicT
     queue_metrics: faust.TopicT
-    cc_calls: faust.TopicT  # call events keyed by call id
-    cc_agents: faust.TopicT  # operator events keyed by agent
-    cc_queues: faust.TopicT  # waiting / member / window facts keyed by queue
+    cc_events: faust.TopicT  # call events in the call's partition, operator events in the agent's
+    cc_queues: faust.TopicT  # waiting / member / window facts in the queue's partition
 
     @classmethod
     def declare(cls, app: faust.App, s: Settings) -> "Topics":
@@ -45,8 +45,7 @@ class Topics:
             operator_status=topic(s.topic_operator_status, compacted=True),
             queue_status=topic(s.topic_queue_status, compacted=True),
             queue_metrics=topic(s.topic_queue_metrics, retention_s=7 * 86400),
-            cc_calls=topic(s.internal_topic("cc-calls")),
-            cc_agents=topic(s.internal_topic("cc-agents")),
+            cc_events=topic(s.internal_topic("cc-events")),
             cc_queues=topic(s.internal_topic("cc-queues")),
         )
 
@@ -62,8 +61,7 @@ def topic_specs(s: Settings) -> dict[str, dict[str, str]]:
         s.topic_operator_status: compacted,
         s.topic_queue_status: compacted,
         s.topic_queue_metrics: week,
-        s.internal_topic("cc-calls"): {},
-        s.internal_topic("cc-agents"): {},
+        s.internal_topic("cc-events"): {},
         s.internal_topic("cc-queues"): {},
     }
 

@@ -122,8 +122,9 @@ class Deployment:
 
 
 class Worker:
-    def __init__(self, deployment: Deployment, index: int, **env: Any) -> None:
+    def __init__(self, deployment: Deployment, index: int, command: Optional[list[str]] = None, **env: Any) -> None:
         self.deployment = deployment
+        self.command = command or [sys.executable, "-m", "app", "worker", "-l", "info"]
         self.port = free_port()
         self.data_dir = deployment.workdir / f"worker{index}-data"
         self.log_path = deployment.workdir / f"worker{index}.log"
@@ -137,7 +138,7 @@ class Worker:
     def start(self) -> "Worker":
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", "worker", "-l", "info"],
+            self.command,
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         return self

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app import metrics
 from agents.common import consumer_backlog
 from agents.housekeeping import STAGE_TOPICS
-from app.main import app, calls_table, ledger_table, operators_table, queues_table, windows_table
+from app.main import app, calls_table, operators_table, queues_table, windows_table
 from web.common import ApiView
 
 STATIC = Path(__file__).parent / "static"
@@ -51,7 +51,7 @@ class Metrics(ApiView):
 
     async def get(self, request: web.Request) -> web.Response:
         consumer_backlog(app, STAGE_TOPICS)  # refreshes the lag gauges
-        for table in (calls_table, operators_table, queues_table, windows_table, ledger_table):
+        for table in (calls_table, operators_table, queues_table, windows_table):
             try:
                 metrics.table_size.labels(table.name).set(len(table))
             except Exception:  # a table mid-recovery has no size yet

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time as _time
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from typing import Iterable, Optional
 
 from tables.callcenter.calls import CLOSED, CallSwept
@@ -271,7 +272,12 @@ def _view(op: OperatorState, queue: str, now: float) -> MemberChange:
 
 
 def day_of(t: float) -> str:
-    return _time.strftime("%Y-%m-%d", _time.gmtime(t))
+    return _day_name(int(t // 86400))
+
+
+@lru_cache(maxsize=64)
+def _day_name(day: int) -> str:
+    return _time.strftime("%Y-%m-%d", _time.gmtime(day * 86400))
 
 
 def _midnight(t: float) -> float:

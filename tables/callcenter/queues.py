@@ -9,7 +9,7 @@ stream marks (watermarks.py). Everything the dashboard shows "as of now" is deri
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Optional
+from typing import Iterable, Optional, Sequence
 
 from tables.callcenter.calls import LOST, CallSwept, WaitingChange
 from tables.callcenter.operators import MemberChange
@@ -60,33 +60,71 @@ class WindowSchedule:
 
 
 def apply_waiting(q: QueueState, change: WaitingChange) -> QueueState:
-    waiting = dict(q.waiting)
-    if change.waiting_since is None:
-        waiting.pop(change.callid, None)
-    else:
-        waiting[change.callid] = change.waiting_since
-    return replace(q, waiting=waiting, watermark=max(q.watermark, change.time))
+    return apply_changes(q, (change,))
 
 
 def apply_member(q: QueueState, change: MemberChange) -> QueueState:
     """The operator's latest view; views of one operator arrive in order (one partition)."""
-    members = dict(q.members)
-    if change.logged_in:
-        members[change.agent] = Member(change.paused, change.on_call, change.time)
-    else:
-        members.pop(change.agent, None)
-    return replace(q, members=members)
+    return apply_changes(q, (change,))
 
 
-def place_fact(q: QueueState, time: float, sched: WindowSchedule) -> tuple[QueueState, bool]:
+def apply_changes(q: QueueState, changes: Iterable[WaitingChange | MemberChange]) -> QueueState:
+    """Waiting and member changes, in their order, at the cost of one copy of the state."""
+    waiting: Optional[dict[str, float]] = None
+    members: Optional[dict[str, Member]] = None
+    watermark = q.watermark
+    for change in changes:
+        if isinstance(change, WaitingChange):
+            if waiting is None:
+                waiting = dict(q.waiting)
+            if change.waiting_since is None:
+                waiting.pop(change.callid, None)
+            else:
+                waiting[change.callid] = change.waiting_since
+            watermark = max(watermark, change.time)
+        else:
+            if members is None:
+                members = dict(q.members)
+            if change.logged_in:
+                members[change.agent] = Member(change.paused, change.on_call, change.time)
+            else:
+                members.pop(change.agent, None)
+    return replace(
+        q,
+        waiting=q.waiting if waiting is None else waiting,
+        members=q.members if members is None else members,
+        watermark=watermark,
+    )
+
+
+def place_fact(q: QueueState, time: float, sched: WindowSchedule, counted: bool = True) -> tuple[QueueState, bool]:
     """Note that a fact lands in the window of `time`; False when that window is already final."""
-    start = window_start(time, sched.window_s)
-    q = replace(q, watermark=max(q.watermark, time))
-    if start + sched.window_s <= q.closed_until:
-        return replace(q, late_facts=q.late_facts + 1), False
-    opened = q.open_windows if start in q.open_windows else tuple(sorted((*q.open_windows, start)))
-    first = start if q.first_window is None else min(q.first_window, start)
-    return replace(q, open_windows=opened, first_window=first), True
+    q, on_time = place_facts(q, ((time, counted),), sched)
+    return q, on_time[0]
+
+
+def place_facts(
+    q: QueueState, facts: Sequence[tuple[float, bool]], sched: WindowSchedule
+) -> tuple[QueueState, list[bool]]:
+    """Open the windows of facts given as (time, counted now); a fact whose window is already
+    final is late, and counted in `late_facts` unless it was counted before (a replay).
+    Answers whether each fact was on time."""
+    opened = set(q.open_windows)
+    first, watermark, late = q.first_window, q.watermark, q.late_facts
+    on_time = []
+    for time, counted in facts:
+        start = window_start(time, sched.window_s)
+        watermark = max(watermark, time)
+        if start + sched.window_s <= q.closed_until:
+            late += counted
+            on_time.append(False)
+            continue
+        opened.add(start)
+        first = start if first is None else min(first, start)
+        on_time.append(True)
+    placed = replace(q, watermark=watermark, late_facts=late, first_window=first,
+                     open_windows=q.open_windows if len(opened) == len(q.open_windows) else tuple(sorted(opened)))
+    return placed, on_time
 
 
 def close_windows(q: QueueState, clock: float, sched: WindowSchedule) -> tuple[QueueState, tuple[float, ...], tuple[float, ...]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from aiokafka.partitioner import murmur2
-
 from tables.callcenter.events import (
     AgentLoggedIn,
     CallCompleted,
@@ -33,9 +31,12 @@ def destinations(event: object) -> list[tuple[str, str]]:
     return out
 
 
-def partition_of(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives `key` (murmur2, as the Java client)."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+def is_call_event(event: object) -> bool:
+    return isinstance(event, _CALL_EVENTS)
+
+
+def is_operator_event(event: object) -> bool:
+    return isinstance(event, _AGENT_EVENTS)
 
 
 def implausible_time(event_time: float, now: float, max_ahead_s: float) -> str | None:

@@ -5,14 +5,16 @@ windows) and every derived figure is computed in one place, `metrics_view`. Each
 carries a stable id; a fact seen twice (a replay after a crash, a duplicated input
 line) is counted once: the ids already counted live in a ledger beside the window,
 split into `LEDGER_BUCKETS` small pieces, so counting a fact rewrites a few hundred
-bytes, not every id the window has ever seen.
+bytes, not every id the window has ever seen. `FactCounter` counts a batch of facts
+and says in which order its writes must land to survive a crash between them.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Protocol, Sequence, TypeVar
 
 ENTERED, ANSWERED, UNANSWERED, COMPLETED = "entered", "answered", "unanswered", "completed"
 
@@ -44,6 +46,8 @@ class WindowAgg:
     max_wait_s: Optional[float] = None
     talk_sum_s: float = 0.0
     talk_count: int = 0
+    recent: Sequence[int] = ()  # digests of the facts counted by this record's last write
+    buckets: int = 0  # bit i set: ledger bucket i of this window exists
 
     @classmethod
     def from_json(cls, d: dict) -> "WindowAgg":
@@ -64,7 +68,13 @@ def add_fact(agg: Optional[WindowAgg], fact: WindowFact, window_s: int, sl_thres
     if agg is None:
         start = window_start(fact.time, window_s)
         agg = WindowAgg(start=start, end=start + window_s)
-    agg = WindowAgg(**{name: getattr(agg, name) for name in agg.__slots__})
+    else:
+        agg = copy.copy(agg)
+    _count_into(agg, fact, sl_threshold_s)
+    return agg
+
+
+def _count_into(agg: WindowAgg, fact: WindowFact, sl_threshold_s: float) -> None:
     if fact.kind == ENTERED:
         agg.entered += 1
     elif fact.kind == ANSWERED:
@@ -82,12 +92,12 @@ def add_fact(agg: Optional[WindowAgg], fact: WindowFact, window_s: int, sl_thres
         if fact.talk_s is not None:
             agg.talk_sum_s += fact.talk_s
             agg.talk_count += 1
-    return agg
 
 
 # --- the ledger of counted facts ---------------------------------------------------------
 
 LEDGER_BUCKETS = 32
+S = TypeVar("S")
 
 
 def fact_digest(fact_id: str) -> int:
@@ -99,16 +109,71 @@ def ledger_key(queue: str, start: float, digest: int) -> str:
     return f"{window_key(queue, start)}|{digest % LEDGER_BUCKETS:02d}"
 
 
-def ledger_keys(queue: str, start: float) -> list[str]:
-    return [f"{window_key(queue, start)}|{b:02d}" for b in range(LEDGER_BUCKETS)]
+def ledger_keys(queue: str, start: float, buckets: int = (1 << LEDGER_BUCKETS) - 1) -> list[str]:
+    """Keys of the ledger buckets of a window; `buckets` is a window's mask of those it has."""
+    return [f"{window_key(queue, start)}|{b:02d}" for b in range(LEDGER_BUCKETS) if buckets >> b & 1]
 
 
-def note_fact(ledger: Optional[tuple[int, ...]], digest: int) -> Optional[tuple[int, ...]]:
-    """The ledger bucket with `digest` added; None when it was counted before."""
-    ledger = ledger or ()
-    if digest in ledger:
-        return None
-    return (*ledger, digest)
+class Store(Protocol[S]):
+    def get(self, key: str) -> Optional[S]: ...
+
+    def put(self, key: str, state: S) -> None: ...
+
+
+class FactCounter:
+    """Counts one batch of facts into their windows, each fact once however often it comes.
+
+    `windows` and `ledgers` are stores over one table, so their writes share one changelog
+    partition and land in the order they are made: the caller writes every window of
+    the batch before any ledger bucket. A window record names the digests its last write
+    counted (`recent`); if a crash lands that write but not the ledger's, the next batch
+    that touches the window puts them back into the ledger first. So a fact is never
+    counted twice, and never marked counted without being counted.
+    """
+
+    def __init__(self, windows: Store[WindowAgg], ledgers: Store[frozenset], window_s: int, sl_threshold_s: float) -> None:
+        self.windows = windows
+        self.ledgers = ledgers
+        self.window_s = window_s
+        self.sl_threshold_s = sl_threshold_s
+        self.fresh: dict[str, list[int]] = {}  # window key -> digests counted in this batch
+        self.buckets: dict[str, set[int]] = {}  # ledger buckets this batch changes
+        self.counted: dict[str, WindowAgg] = {}  # the batch's own copy of each window it counts into
+
+    def count(self, fact: WindowFact) -> bool:
+        """Count `fact` in its window; False when it was counted before (a replay, a duplicate)."""
+        start = window_start(fact.time, self.window_s)
+        key = window_key(fact.queue, start)
+        window = self.windows.get(key)
+        fresh = self.fresh.get(key)
+        if fresh is None:
+            fresh = self.fresh[key] = []
+            for digest in window.recent if window is not None else ():
+                self._note(key, digest)  # normally there already; after a crash, not
+        digest = fact_digest(fact.fact_id)
+        if not self._note(key, digest):
+            return False
+        fresh.append(digest)
+        own = self.counted.get(key)
+        if own is None:
+            own = self.counted[key] = add_fact(window, fact, self.window_s, self.sl_threshold_s)
+        else:
+            _count_into(own, fact, self.sl_threshold_s)
+        own.buckets |= 1 << (digest % LEDGER_BUCKETS)
+        own.recent = fresh  # the batch's list itself: it grows with every fact counted
+        self.windows.put(key, own)
+        return True
+
+    def _note(self, window: str, digest: int) -> bool:
+        key = f"{window}|{digest % LEDGER_BUCKETS:02d}"
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = set(self.ledgers.get(key) or ())
+        if digest in bucket:
+            return False
+        bucket.add(digest)
+        self.ledgers.put(key, bucket)
+        return True
 
 
 def merge(windows: Iterable[WindowAgg], start: float, end: float) -> WindowAgg:

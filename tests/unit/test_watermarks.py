@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tables.callcenter.routing import AGENTS, CALLS, destinations, implausible_time, partition_of
+from app.partitioner import key_partitioner, partition_of
+from tables.callcenter.routing import AGENTS, CALLS, destinations, implausible_time
 from tables.callcenter.events import CallConnected, CallEntered, MemberPaused
 from tables.callcenter.watermarks import PartitionProgress, input_lag_s, low_watermark, source_mark
 
@@ -54,7 +55,11 @@ def test_partition_of_matches_kafkas_default_partitioner() -> None:
     from aiokafka.partitioner import DefaultPartitioner
 
     for key in ("support", "PJSIP/1001", "1700000000.42"):
-        assert partition_of(key, 4) == DefaultPartitioner()(key.encode(), [0, 1, 2, 3], [0, 1, 2, 3])
+        for partitions in (1, 3, 4, 12):
+            everyone = list(range(partitions))
+            kafka = DefaultPartitioner()(key.encode(), everyone, everyone)
+            assert partition_of(key, partitions) == kafka
+            assert key_partitioner(key.encode(), everyone, everyone) == kafka
 
 
 def test_a_record_from_the_future_is_implausible_but_a_little_skew_is_fine() -> None:

@@ -15,6 +15,7 @@ from tables.callcenter.windows import (
     COMPLETED,
     ENTERED,
     UNANSWERED,
+    FactCounter,
     WindowAgg,
     WindowFact,
     LEDGER_BUCKETS,
@@ -22,7 +23,6 @@ from tables.callcenter.windows import (
     fact_digest,
     ledger_key,
     ledger_keys,
-    note_fact,
     merge,
     metrics_view,
     window_key,
@@ -54,18 +54,57 @@ def completed(n: int, calltime: float, t: float = T0) -> WindowFact:
     return WindowFact(f"complete:{n}", "support", t, COMPLETED, talk_s=calltime)
 
 
+class Changelog:
+    """A table as its changelog has it: writes in the order they were made; a crash keeps a prefix."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, object]] = []
+
+    def state(self, landed: int | None = None) -> dict:
+        table: dict = {}
+        for key, value in self.writes[:landed]:
+            table[key] = value
+        return table
+
+
+class Batch:
+    """One batch of the queue stage over a table: overlays flushed windows first, then ledgers."""
+
+    def __init__(self, table: dict, log: Changelog, window_s: int = 60, sl_s: float = SL_S) -> None:
+        self.table, self.log = table, log
+        self.windows: dict = {}
+        self.ledgers: dict = {}
+        self.counter = FactCounter(_Overlay(table, self.windows), _Overlay(table, self.ledgers), window_s, sl_s)
+
+    def flush(self) -> None:
+        for pending in (self.windows, self.ledgers):
+            for key, value in pending.items():
+                self.table[key] = value
+                self.log.writes.append((key, value))
+            pending.clear()
+
+
+class _Overlay:
+    def __init__(self, table: dict, pending: dict) -> None:
+        self.table, self.pending = table, pending
+
+    def get(self, key: str):
+        return self.pending[key] if key in self.pending else self.table.get(key)
+
+    def put(self, key: str, value) -> None:
+        self.pending[key] = value
+
+
 def window(*facts: WindowFact, window_s: int = 60, sl_s: float = SL_S) -> WindowAgg:
-    """Count facts the way the queue stage does: the ledger first, the window if new."""
-    agg, ledgers = None, {}
+    """Count facts the way the queue stage does, in one batch."""
+    table: dict = {}
+    batch = Batch(table, Changelog(), window_s, sl_s)
     for fact in facts:
-        digest = fact_digest(fact.fact_id)
-        bucket = digest % LEDGER_BUCKETS
-        noted = note_fact(ledgers.get(bucket), digest)
-        if noted is not None:
-            ledgers[bucket] = noted
-            agg = add_fact(agg, fact, window_s, sl_s)
-    assert agg is not None
-    return agg
+        batch.counter.count(fact)
+    batch.flush()
+    aggs = [v for v in table.values() if isinstance(v, WindowAgg)]
+    assert len(aggs) == 1
+    return aggs[0]
 
 
 def sums(agg: WindowAgg) -> tuple:
@@ -204,12 +243,85 @@ def test_the_same_fact_twice_counts_once() -> None:
     assert (agg.answered, agg.wait_sum_s) == (1, 10.0)
 
 
-def test_the_ledger_notes_a_fact_once() -> None:
-    digest = fact_digest(answered(1, 10).fact_id)
-    first = note_fact(None, digest)
-    assert first == (digest,)
-    assert note_fact(first, digest) is None
-    assert note_fact(first, digest + 1) == (digest, digest + 1)
+def test_the_same_fact_in_a_later_batch_counts_once() -> None:
+    table, log = {}, Changelog()
+    for _ in range(3):
+        batch = Batch(table, log)
+        batch.counter.count(answered(1, 10))
+        batch.flush()
+    agg = table[window_key("support", W0)]
+    assert (agg.answered, agg.wait_sum_s) == (1, 10.0)
+
+
+def test_a_window_names_the_facts_its_last_write_counted() -> None:
+    table, log = {}, Changelog()
+    batch = Batch(table, log)
+    assert batch.counter.count(entered(1)) and batch.counter.count(entered(2))
+    assert not batch.counter.count(entered(1))
+    batch.flush()
+    agg = table[window_key("support", W0)]
+    assert list(agg.recent) == [fact_digest("enter:1"), fact_digest("enter:2")]
+    assert agg.buckets == (1 << fact_digest("enter:1") % LEDGER_BUCKETS) | (1 << fact_digest("enter:2") % LEDGER_BUCKETS)
+    assert set(ledger_keys("support", W0, agg.buckets)) == {k for k in table if k.count("|") == 2}
+
+
+def test_every_window_is_written_before_any_ledger_bucket() -> None:
+    table, log = {}, Changelog()
+    batch = Batch(table, log)
+    for n in range(10):
+        batch.counter.count(entered(n, t=T0 + 60 * (n % 3)))
+    batch.flush()
+    kinds = [isinstance(value, WindowAgg) for _, value in log.writes]
+    assert kinds == sorted(kinds, reverse=True)
+
+
+def test_crash_after_the_window_landed_but_not_its_ledger_counts_nothing_twice() -> None:
+    log = Changelog()
+    first = Batch({}, log)
+    first.counter.count(answered(1, 10))
+    first.counter.count(entered(2))
+    first.flush()
+    landed = 1  # the window record only: its ledger buckets were lost with the worker
+    assert isinstance(log.writes[0][1], WindowAgg)
+    table = log.state(landed)
+    replay = Batch(table, log)
+    assert not replay.counter.count(answered(1, 10))  # the replay of the same batch
+    assert not replay.counter.count(entered(2))
+    assert replay.counter.count(entered(3))
+    replay.flush()
+    again = Batch(table, log)  # and the batch after, with `recent` now naming other facts
+    assert not again.counter.count(entered(2))
+    agg = table[window_key("support", W0)]
+    assert (agg.entered, agg.answered) == (2, 1)
+
+
+@given(
+    batches=st.lists(st.lists(st.integers(0, 30), min_size=1, max_size=12), min_size=1, max_size=6),
+    crash_at=st.integers(0, 200),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_crash_and_replay_counts_every_fact_exactly_once(batches: list[list[int]], crash_at: int) -> None:
+    """Facts of many windows in batches; the worker dies with any prefix of its writes landed
+    and the input is replayed from the start (as after a lost commit): each fact counts once."""
+    log = Changelog()
+    table: dict = {}
+    for ids in batches:
+        batch = Batch(table, log)
+        for n in ids:
+            batch.counter.count(entered(n, t=T0 + 60 * (n % 4)))
+        batch.flush()
+    table = log.state(min(crash_at, len(log.writes)))
+    for ids in batches:
+        batch = Batch(table, log)
+        for n in ids:
+            batch.counter.count(entered(n, t=T0 + 60 * (n % 4)))
+        batch.flush()
+    counted = {k: v.entered for k, v in table.items() if isinstance(v, WindowAgg)}
+    expected: dict[str, int] = {}
+    for n in {n for ids in batches for n in ids}:
+        key = window_key("support", window_start(T0 + 60 * (n % 4), 60))
+        expected[key] = expected.get(key, 0) + 1
+    assert counted == expected
 
 
 def test_ledger_keys_cover_every_bucket_of_a_window() -> None:
@@ -217,6 +329,7 @@ def test_ledger_keys_cover_every_bucket_of_a_window() -> None:
     assert len(set(keys)) == LEDGER_BUCKETS
     assert ledger_key("support", 120.0, fact_digest("x")) in keys
     assert all(k.startswith(window_key("support", 120.0) + "|") for k in keys)
+    assert ledger_keys("support", 120.0, 0b101) == [window_key("support", 120.0) + "|00", window_key("support", 120.0) + "|02"]
 
 
 def test_counting_never_changes_the_window_it_was_given() -> None:

@@ -1,0 +1,185 @@
+"""The agent pattern: many messages in one Kafka record, table writes and outputs coalesced.
+
+Faust pays a fixed price per Kafka record (consumer, conductor, stream, ack) and per
+table write (RocksDB put plus a changelog record). So a stage never sends one record per
+message to the next stage: it gathers the messages of a whole batch for each partition
+of the next stage into one *envelope* (`pack`/`unpack`), keeps the states it changes in
+a `BatchedTable` overlay and writes each key once at the end, and sends each keyed
+output once, with its latest value (`Outbox`). A stage handles one envelope at a time,
+so the event Faust considers current (the envelope's) is in the partition of every key
+the envelope concerns: the partition a Faust RocksDB table takes a write's partition from.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Generic, Iterable, Optional, TypeVar
+
+import faust
+import orjson
+
+from app import codec, metrics
+
+__all__ = ["BatchedTable", "Outbox", "pack", "take_ready", "unpack"]
+
+T = TypeVar("T")
+_DELETED = object()
+
+
+MAX_ENVELOPE_MESSAGES = 2000  # keeps a record far below Kafka's 1 MB default limit
+
+
+async def take_ready(stream: faust.StreamT, max_events: int) -> AsyncIterator[list[faust.EventT]]:
+    """Batches of up to `max_events` events: a batch ends when it is full, or when the
+    stream has nothing buffered and Kafka holds nothing more for the batch's partitions.
+
+    Unlike `Stream.take_events(n, within)`, a batch never waits on a timer: live, a lone
+    event goes on at once; behind (a backlog, a replay), batches grow to `max_events`.
+    Events are acknowledged after the loop body has run, so a commit never covers an
+    event whose outputs have not been handed to the producer.
+    """
+    manual = stream.noack()
+    buffered_nothing = manual.channel.queue.empty
+    consumer = manual.app.consumer
+    batch: list[faust.EventT] = []
+    last: dict[Any, int] = {}  # partition -> offset of its last event in the batch
+    async for event in manual.events():
+        batch.append(event)
+        message = event.message
+        last[message.tp] = message.offset
+        if len(batch) >= max_events or (buffered_nothing() and not _more_in_kafka(consumer, last)):
+            try:
+                yield batch
+            finally:
+                for done in batch:
+                    await manual.ack(done)
+                batch = []
+                last.clear()
+
+
+def _more_in_kafka(consumer: Any, last: dict[Any, int]) -> bool:
+    """Kafka has records past `last` that this consumer will deliver (its last fetch said so)."""
+    for tp, offset in last.items():
+        end = consumer.highwater(tp)
+        if end is not None and end > offset + 1:
+            return True
+    return False
+
+
+def pack(messages: Iterable[Any]) -> bytes:
+    """Tagged dataclasses as one JSON list (orjson writes dataclasses natively)."""
+    return orjson.dumps([(type(m).__name__, m) for m in messages])
+
+
+def unpack(data: bytes) -> list[Any]:
+    """The messages `pack` made; `codec.UndecodableMessage` for anything else."""
+    try:
+        items = orjson.loads(data)
+        types = codec.message_types()
+        return [types[tag](**fields) for tag, fields in items]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise codec.UndecodableMessage(f"not an envelope of internal messages: {type(exc).__name__}: {exc}") from None
+
+
+class BatchedTable(Generic[T]):
+    """An overlay over a state table for one batch: reads see the batch's own writes, and
+    `flush` writes each changed key once."""
+
+    def __init__(self, table) -> None:
+        self.table = table
+        self.pending: dict[str, Any] = {}
+
+    def get(self, key: str) -> Optional[T]:
+        state = self.pending.get(key)
+        if state is None:
+            return self.table.get(key)
+        return None if state is _DELETED else state
+
+    def put(self, key: str, state: T) -> None:
+        self.pending[key] = state
+
+    def delete(self, key: str) -> None:
+        self.pending[key] = _DELETED
+
+    def flush(self) -> int:
+        """Write the batch (the current event must be of the keys' partition); the number of writes."""
+        for key, state in self.pending.items():
+            if state is _DELETED:
+                self.table.delete(key)
+            else:
+                self.table.put(key, state)
+        written = len(self.pending)
+        self.pending.clear()
+        return written
+
+
+class Outbox:
+    """Everything one batch sends, sent at once by `flush`:
+
+    - `to_partition`: messages for one partition of an internal topic, in envelopes; with a
+      `key`, a message replaces the batch's earlier message of that key (only the latest counts);
+    - `latest`: a keyed record of a compacted topic; only the last value per key is sent;
+    - `record`: a record sent as it is (dead letters: each one counts).
+
+    Records go straight to Faust's producer (the one it flushes before every commit):
+    Faust's topic layer costs more per record than the producer itself.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.envelopes: dict[tuple[str, int], list[Any]] = {}
+        self.keyed: dict[tuple[str, int], dict[Any, int]] = {}  # where each key's message sits
+        self.latest_values: dict[tuple[str, str], Optional[bytes]] = {}
+        self.records: list[tuple[str, Optional[bytes], Optional[bytes]]] = []
+
+    def to_partition(self, topic: faust.TopicT, partition: int, message: Any, key: Any = None) -> None:
+        where = (topic.get_topic_name(), partition)
+        envelope = self.envelopes.get(where)
+        if envelope is None:
+            envelope = self.envelopes[where] = []
+        if key is None:
+            envelope.append(message)
+            return
+        positions = self.keyed.get(where)
+        if positions is None:
+            positions = self.keyed[where] = {}
+        at = positions.get(key)
+        if at is None:
+            positions[key] = len(envelope)
+            envelope.append(message)
+        else:
+            envelope[at] = message
+
+    def to_every_partition(self, topic: faust.TopicT, partitions: int, message: Any) -> None:
+        for partition in range(partitions):
+            self.to_partition(topic, partition, message)
+
+    def latest(self, topic: faust.TopicT, key: str, value: Optional[bytes]) -> None:
+        """`value` None is a tombstone."""
+        self.latest_values[(topic.get_topic_name(), key)] = value
+
+    def record(self, topic: faust.TopicT, key: Optional[bytes], value: Optional[bytes]) -> None:
+        self.records.append((topic.get_topic_name(), key, value))
+
+    def __bool__(self) -> bool:
+        return bool(self.envelopes or self.latest_values or self.records)
+
+    async def flush(self) -> None:
+        """Hand everything to the producer (buffered; Faust flushes it before committing)."""
+        send = self.app.producer.send
+        sent: dict[str, int] = {}
+        for (topic, partition), messages in self.envelopes.items():
+            for first in range(0, len(messages), MAX_ENVELOPE_MESSAGES):
+                await send(topic, None, pack(messages[first : first + MAX_ENVELOPE_MESSAGES]), partition, None, None)
+                sent[topic] = sent.get(topic, 0) + 1
+        for (topic, key), value in self.latest_values.items():
+            await send(topic, key.encode(), value, None, None, None)  # partitioned by key
+            sent[topic] = sent.get(topic, 0) + 1
+        for topic, key, value in self.records:
+            await send(topic, key, value, None, None, None)
+            sent[topic] = sent.get(topic, 0) + 1
+        for name, count in sent.items():
+            metrics.events_out.labels(name).inc(count)
+        self.envelopes.clear()
+        self.keyed.clear()
+        self.latest_values.clear()
+        self.records.clear()
