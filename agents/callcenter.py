@@ -28,9 +28,9 @@ from tables.callcenter.operators import OperatorState, OperatorSwept, apply_oper
 from tables.callcenter.queues import QueueState, WindowSchedule, apply_changes, close_windows, place_facts, sweep_lost_calls
 from app.partitioner import partition_of
 from tables.callcenter.routing import destinations, implausible_time, is_call_event, is_operator_event
-from tables.callcenter.views import call_view, operator_view, queue_status_view, recent_window_starts
+from tables.callcenter.views import call_view, operator_view, queue_status_view, recent_window_starts, window_summary
 from tables.callcenter.watermarks import StreamMark, low_watermark
-from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key
+from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key, window_start
 
 SCHEDULE = WindowSchedule(settings.window_s, settings.window_grace_s, settings.windows_kept_s)
 OPERATOR_SWEEP_EVERY_S = 5.0
@@ -309,6 +309,8 @@ class Queues:
                 yield window
 
     def store(self) -> None:
+        for key in self.windows.pending:
+            recent_windows.changed(key.rsplit("|", 1)[0])
         self.queues.flush()
         self.windows.flush()  # every window before any ledger bucket
         self.ledgers.flush()
@@ -325,3 +327,27 @@ def local_windows(queue: str, now: float) -> Iterator[WindowAgg]:
         window = windows_table.get(window_key(queue, start))
         if window is not None:
             yield window
+
+
+class RecentWindows:
+    """`current_window` and `last_15m` of each local queue as the API shows them: made once
+    per queue and current window, again after the queue stage wrote one of its windows,
+    and after a rebalance (a status request for 500 queues would read 7,500 windows)."""
+
+    def __init__(self) -> None:
+        self.summaries: dict[str, tuple[float, int, dict]] = {}
+
+    def of(self, queue: str, now: float) -> dict:
+        current = window_start(now, settings.window_s)
+        known = self.summaries.get(queue)
+        if known is not None and known[0] == current and known[1] == windows_table.generation:
+            return known[2]
+        summary = window_summary(local_windows(queue, now), now, settings.window_s)
+        self.summaries[queue] = (current, windows_table.generation, summary)
+        return summary
+
+    def changed(self, queue: str) -> None:
+        self.summaries.pop(queue, None)
+
+
+recent_windows = RecentWindows()

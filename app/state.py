@@ -13,13 +13,15 @@ from app.codec import dumps
 
 T = TypeVar("T")
 UNBOUNDED = sys.maxsize
+_ABSENT = object()  # cached: the key has no value
 
 
 class StateTable(Generic[T]):
     """A table of one kind of state. `cache_keys` keeps up to that many decoded states in
     memory, write-through (least recently used dropped first): right for hot values read
     more often than written, since each partition has one writer. The cache is dropped at
-    every rebalance, when recovery may change the table underneath."""
+    every rebalance, when recovery may change the table underneath (`generation` counts those),
+    and remembers absent keys too (a status view asks for many windows that never were)."""
 
     instances: list["StateTable"] = []
 
@@ -31,12 +33,14 @@ class StateTable(Generic[T]):
         self.cache_keys = cache_keys
         self.cache: Optional[dict[str, T]] = {} if cache_keys else None
         self.keys: dict[int, set[str]] = {}  # partition -> its keys, once listed (see `items_in`)
+        self.generation = 0
         StateTable.instances.append(self)
 
     def forget(self) -> None:
         if self.cache is not None:
             self.cache.clear()
         self.keys.clear()
+        self.generation += 1
 
     @property
     def name(self) -> str:
@@ -48,11 +52,11 @@ class StateTable(Generic[T]):
             state = cache.pop(key, None)
             if state is not None:
                 cache[key] = state  # most recently used last
-                return state
+                return None if state is _ABSENT else state
         raw = self.table.get(key)
         state = None if raw is None else self.decode(orjson.loads(raw))
-        if cache is not None and state is not None:
-            self._remember(key, state)
+        if cache is not None:
+            self._remember(key, _ABSENT if state is None else state)
         return state
 
     def put(self, key: str, state: T) -> None:
@@ -68,6 +72,7 @@ class StateTable(Generic[T]):
     def delete(self, key: str) -> None:
         if self.cache is not None:
             self.cache.pop(key, None)
+            self._remember(key, _ABSENT)
         if self.keys:
             self.keys.get(self.partition_of(key), set()).discard(key)
         if key in self.table:
@@ -84,7 +89,12 @@ class StateTable(Generic[T]):
         table's keys; later calls know them (puts and deletes keep the list)."""
         keys = self.keys.get(partition)
         if keys is None:
-            keys = self.keys[partition] = {key for key in self._raw_keys() if self.partition_of(key) == partition}
+            listed: dict[int, set[str]] = {p: set() for p in range(max(self.table.partitions or 0, partition + 1))}
+            for key in self._raw_keys():
+                listed.setdefault(self.partition_of(key), set()).add(key)
+            for p, found in listed.items():
+                self.keys.setdefault(p, found)
+            keys = self.keys[partition]
         for key in list(keys):
             state = self.get(key)
             if state is not None:
@@ -96,10 +106,13 @@ class StateTable(Generic[T]):
 
     def items(self) -> Iterator[tuple[str, T]]:
         """Every (key, state) of this worker's active partitions."""
+        if self.cache is not None:
+            for partition in range(self.table.partitions or 0):
+                yield from self.items_in(partition)
+            return
         for key, raw in list(self.table.items()):
             key = key.decode() if isinstance(key, (bytes, bytearray)) else key
-            cached = self.cache.get(key) if self.cache is not None else None
-            yield key, cached if cached is not None else self.decode(orjson.loads(raw))
+            yield key, self.decode(orjson.loads(raw))
 
     def __len__(self) -> int:
         return len(self.table)

@@ -3,13 +3,15 @@ records and settings as the service.
 
 `BENCH_MODE=bare`: an agent that only counts the records of `qapp-events`.
 `BENCH_MODE=table`: an agent that also updates one RocksDB table per record (a count per key).
-Both answer `GET /count` with `{"count": records seen}`. Run with
+Both answer `GET /count` with `{"count": records seen, "first_at", "last_at"}` (when the
+first and the last record were seen, epoch seconds), so a rate needs no polling. Run with
 `python -m faust -A bench.baselines worker` and the service's environment variables.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 import faust
 import orjson
@@ -39,6 +41,15 @@ app = faust.App(
 )
 topic = app.topic(settings.topic_qapp_events, key_serializer="raw", value_serializer="raw")
 seen = 0
+first_at = last_at = None
+
+
+def saw_one() -> None:
+    global seen, first_at, last_at
+    seen += 1
+    last_at = time.time()
+    if first_at is None:
+        first_at = last_at
 
 if MODE == "table":
     counts = app.Table("bench-counts", partitions=settings.partitions, key_type=bytes, value_type=bytes)
@@ -47,22 +58,21 @@ if MODE == "table":
 
     @app.agent(topic, concurrency=1)
     async def count_into_table(stream):
-        global seen
         async for event in stream.events():
             key = event.key or b"none"
             counts[key] = str(int(counts.get(key) or 0) + 1).encode()
-            seen += 1
+            saw_one()
 
 else:
 
     @app.agent(topic, concurrency=1)
     async def count(stream):
-        global seen
         async for _ in stream.events():
-            seen += 1
+            saw_one()
 
 
 @app.page("/count")
 class Count(web.View):
     async def get(self, request: web.Request) -> web.Response:
-        return self.bytes(orjson.dumps({"count": seen}), content_type="application/json")
+        return self.bytes(orjson.dumps({"count": seen, "first_at": first_at, "last_at": last_at}),
+                          content_type="application/json")

@@ -126,7 +126,7 @@ class Worker:
         self.deployment = deployment
         self.command = command or [sys.executable, "-m", "app", "worker", "-l", "info"]
         self.port = free_port()
-        self.data_dir = deployment.workdir / f"worker{index}-data"
+        self.data_dir = deployment.workdir / f"{deployment.name}-worker{index}-data"
         self.log_path = deployment.workdir / f"worker{index}.log"
         self.env = deployment.env(WEB_PORT=self.port, WEB_HOST="127.0.0.1", DATA_DIR=self.data_dir, **env)
         self.process: Optional[subprocess.Popen] = None

@@ -12,11 +12,11 @@ from urllib.parse import quote
 
 from faust import web
 
-from agents.callcenter import local_windows
+from agents.callcenter import recent_windows
 from agents.common import input_tracker
 from app.main import app, operators_table, queues_table, settings, windows_table
-from tables.callcenter.queues import QueueState
-from tables.callcenter.views import operator_view, queue_status_view
+from tables.callcenter.queues import QueueState, live_view
+from tables.callcenter.views import operator_view
 from tables.callcenter.windows import metrics_view, window_key, window_start
 from web.common import ApiError, ApiView, ask_all, ask_owner, query_float
 
@@ -41,7 +41,7 @@ def combined_freshness(answers: list[dict], missing: list[str]) -> dict:
 
 
 def _queue_status(q: QueueState, now: float) -> dict:
-    return queue_status_view(q, local_windows(q.queue, now), now, settings.window_s)
+    return {**live_view(q, now), **recent_windows.of(q.queue, now)}
 
 
 def _local_queue(queue: str) -> Optional[QueueState]:

@@ -50,14 +50,19 @@ def operator_view(op: OperatorState, now: float) -> dict:
 
 def queue_status_view(q: QueueState, windows: Iterable[WindowAgg], now: float, window_s: int) -> dict:
     """One element of `GET /queues/status`: live counts, the current window, the last 15 min."""
+    return {**live_view(q, now), **window_summary(windows, now, window_s)}
+
+
+def window_summary(windows: Iterable[WindowAgg], now: float, window_s: int) -> dict:
+    """`current_window` and `last_15m` of a queue as of `now`, from its recent windows."""
     starts = recent_window_starts(now, window_s)
     current_start, recent_start = starts[-1], starts[0]
     recent = [w for w in windows if recent_start <= w.start <= current_start]
     current = next((w for w in recent if w.start == current_start), None)
-    view = live_view(q, now)
-    view["current_window"] = metrics_view(current or WindowAgg(current_start, current_start + window_s))
-    view["last_15m"] = metrics_view(merge(recent, recent_start, current_start + window_s))
-    return view
+    return {
+        "current_window": metrics_view(current or WindowAgg(current_start, current_start + window_s)),
+        "last_15m": metrics_view(merge(recent, recent_start, current_start + window_s)),
+    }
 
 
 def recent_window_starts(now: float, window_s: int) -> list[float]:
