@@ -24,7 +24,7 @@ from agents.housekeeping import SOURCE, input_partitions
 from tables.callcenter import queue_log
 from tables.callcenter.calls import CallState, CallSwept, apply_call_event, past_retention
 from tables.callcenter.events import Ignored, MalformedEvent
-from tables.callcenter.operators import OperatorState, OperatorSwept, apply_operator_event
+from tables.callcenter.operators import OperatorState, OperatorSwept, apply_operator_event, needs_sweep
 from tables.callcenter.queues import QueueState, WindowSchedule, apply_changes, close_windows, place_facts, sweep_lost_calls
 from app.partitioner import partition_of
 from tables.callcenter.routing import destinations, implausible_time, is_call_event, is_operator_event
@@ -201,7 +201,9 @@ class CallsAndOperators:
         if operator_sweep.due(self.partition):
             sweep = OperatorSwept(now, settings.operator_idle_timeout_s, settings.call_talk_timeout_s)
             for agent, op in operators_table.items_in(self.partition):
-                self._operator(agent, self.operators.get(agent) or op, sweep)
+                op = self.operators.get(agent) or op
+                if needs_sweep(op, sweep):
+                    self._operator(agent, op, sweep)
         if call_retention_sweep.due(self.partition):
             for callid, call in items_in_partition(calls_table, self.partition, _partition_of):
                 if past_retention(self.calls.get(callid) or call, now, settings.call_retention_s):

@@ -293,9 +293,15 @@ def status_under_load(broker: Broker, workdir: Path, queues: int, operators: int
         lines = big_call_center(queues, operators, time.time())
         produce(broker.bootstrap, deployment.topic("qapp-events"), as_records(lines))
 
-        def loaded() -> bool:
+        members = len({(line.split("|")[2], line.split("|")[3]) for line in lines if "|ADDMEMBER|" in line})
+        completed = sum(1 for line in lines if "|COMPLETECALLER|" in line)
+
+        def loaded() -> bool:  # every line applied: the load below meets a quiet stream
             status, body = http_get(worker.url + "/queues/status", MANAGER)
-            return status == 200 and len(body["queues"]) >= queues and body.get("backlog_records", 1) == 0
+            return status == 200 and len(body["queues"]) >= queues and (
+                sum(q["operators"]["logged_in"] for q in body["queues"]) == members
+                and sum(q["last_15m"]["completed"] for q in body["queues"]) == completed
+            )
 
         _wait(loaded, 300, f"{queues} queues in /queues/status", worker, 0.5)
         latencies, errors = asyncio.run(_hammer(worker.url + "/queues/status", per_s, seconds))

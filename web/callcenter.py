@@ -15,7 +15,7 @@ from faust import web
 from agents.callcenter import recent_windows
 from agents.common import input_tracker
 from app.main import app, operators_table, queues_table, settings, windows_table
-from tables.callcenter.queues import QueueState, live_view
+from tables.callcenter.queues import QueueState, live_counts, oldest_waiting, with_longest_wait
 from tables.callcenter.views import operator_view
 from tables.callcenter.windows import metrics_view, window_key, window_start
 from web.common import ApiError, ApiView, ask_all, ask_owner, query_float
@@ -40,8 +40,16 @@ def combined_freshness(answers: list[dict], missing: list[str]) -> dict:
     return body
 
 
+# queue -> (the state a view was made of, its counts, its oldest waiting call); states are
+# immutable and replaced on every change, so `is` says whether the view is still right
+_live_views: dict[str, tuple[QueueState, dict, Optional[float]]] = {}
+
+
 def _queue_status(q: QueueState, now: float) -> dict:
-    return {**live_view(q, now), **recent_windows.of(q.queue, now)}
+    known = _live_views.get(q.queue)
+    if known is None or known[0] is not q:
+        known = _live_views[q.queue] = (q, live_counts(q), oldest_waiting(q))
+    return {**with_longest_wait(known[1], known[2], now), **recent_windows.of(q.queue, now)}
 
 
 def _local_queue(queue: str) -> Optional[QueueState]:

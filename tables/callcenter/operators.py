@@ -126,6 +126,13 @@ def apply_operator_event(op: Optional[OperatorState], event: OperatorEvent | Ope
     return OperatorOutcome(after, changes, swept)
 
 
+def needs_sweep(op: OperatorState, sweep: OperatorSwept) -> bool:
+    """Whether the sweep can change `op` at all (most operators, most of the time, not)."""
+    if op.state != OFFLINE and sweep.time - op.last_time > sweep.idle_timeout_s:
+        return True
+    return any(sweep.time - c.since > sweep.talk_timeout_s for c in op.calls.values())
+
+
 def member_views(op: OperatorState) -> tuple[MemberChange, ...]:
     return tuple(_view(op, q, op.last_time) for q in op.queues)
 

@@ -163,16 +163,29 @@ def sweep_lost_calls(q: QueueState, now: float, wait_timeout_s: float) -> tuple[
 
 def live_view(q: QueueState, now: float) -> dict:
     """`calls_waiting`, `longest_wait_s` and the operator counts of SPEC.md, as of `now`."""
-    oldest = min(q.waiting.values(), default=None)
-    members = q.members.values()
-    paused = sum(1 for m in members if m.paused)
-    on_call = sum(1 for m in members if m.on_call)
-    available = sum(1 for m in members if not m.paused and not m.on_call)
+    return with_longest_wait(live_counts(q), oldest_waiting(q), now)
+
+
+def live_counts(q: QueueState) -> dict:
+    """The live view but `longest_wait_s`: what only a change of the queue changes."""
+    paused = on_call = available = 0
+    for m in q.members.values():
+        paused += m.paused
+        on_call += m.on_call
+        available += not m.paused and not m.on_call
     return {
         "queue": q.queue,
         "calls_waiting": len(q.waiting),
-        "longest_wait_s": None if oldest is None else round(max(0.0, now - oldest), 3),
+        "longest_wait_s": None,
         "operators": {"logged_in": len(q.members), "paused": paused, "on_call": on_call, "available": available},
         "lost_calls": q.lost_calls,
         "late_events": q.late_facts,
     }
+
+
+def oldest_waiting(q: QueueState) -> Optional[float]:
+    return min(q.waiting.values(), default=None)
+
+
+def with_longest_wait(counts: dict, oldest: Optional[float], now: float) -> dict:
+    return {**counts, "longest_wait_s": None if oldest is None else round(max(0.0, now - oldest), 3)}

@@ -26,6 +26,7 @@ from tables.callcenter.operators import (
     OperatorState,
     OperatorSwept,
     apply_operator_event,
+    needs_sweep,
     day_of,
     member_views,
     telephony_state,
@@ -652,3 +653,21 @@ def test_operator_state_survives_how_the_table_stores_it() -> None:
     op = final(ADD, "+1|NONE|support|SIP/100|PAUSE|lunch", "+5|c1|support|SIP/100|CONNECT|1|c1.1|1",
                "+9|c1|support|SIP/100|COMPLETEAGENT|1|4|1", "+10|NONE|sales|SIP/100|ADDMEMBER|")
     assert OperatorState.from_json(orjson.loads(orjson.dumps(op))) == op
+
+
+@pytest.mark.parametrize(
+    ("lines", "after_s"),
+    [
+        ((ADD, PAUSE), 10 + IDLE_S + 1),
+        ((ADD, PAUSE), 10 + IDLE_S),
+        ((ADD, CONNECT), 30 + IDLE_S + 1),
+        ((ADD, CONNECT, f"+{TALK_S}|NONE|sales|SIP/100|PAUSE|"), 30 + TALK_S + 1),
+        ((ADD, CONNECT, f"+{TALK_S}|NONE|sales|SIP/100|PAUSE|"), 30 + TALK_S),
+        ((ADD, sweep(IDLE_S + 1)), 3 * IDLE_S),
+        ((ADD,), 60),
+    ],
+    ids=["idle", "idle-exactly", "idle-on-a-call", "long-call", "long-call-exactly", "already-offline", "fresh"],
+)
+def test_the_sweep_skips_exactly_the_operators_it_would_not_change(lines, after_s) -> None:
+    op = final(*lines)
+    assert needs_sweep(op, sweep(after_s)) == apply_operator_event(op, sweep(after_s)).changed
