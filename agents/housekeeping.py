@@ -29,6 +29,7 @@ def owned(topic_name: str):
 async def send_stream_marks() -> None:
     now = time.time()
     lags = []
+    marks = []
     for tp in owned(topics.qapp_events.get_topic_name()):
         progress = input_tracker.partitions.get(tp.partition)
         fully_read = await input_tracker.fully_read(app, tp)
@@ -39,7 +40,9 @@ async def send_stream_marks() -> None:
         mark = source_mark(progress or PartitionProgress(), fully_read, now)
         if mark is None:
             continue  # nothing processed yet and more to read: no promise to make
-        value = pack([StreamMark(tp.partition, SOURCE, mark)])
+        marks.append(StreamMark(tp.partition, SOURCE, mark))
+    if marks:  # one envelope per partition with the marks of every input partition owned here
+        value = pack(marks)
         for partition in range(settings.partitions):
             await topics.cc_events.send(value=value, partition=partition)
     input_tracker.lag_s = max(lags) if lags else None
