@@ -48,8 +48,13 @@ class StageMeter:
     """Counts of one stage, with the Prometheus children looked up once."""
 
     def __init__(self, stage: str) -> None:
-        self.events_in = metrics.events_in.labels(stage)
+        self.stage = stage
+        self.counter = metrics.events_in.labels(stage)
         self.seconds = metrics.processing_seconds.labels(stage)
+
+    def took_in(self, n: int) -> None:
+        self.counter.inc(n)
+        metrics.stage_rates.count(self.stage, n)
 
 
 async def process_envelopes(stream, stage: str, batch_of) -> None:
@@ -62,10 +67,10 @@ async def process_envelopes(stream, stage: str, batch_of) -> None:
         try:
             messages = unpack(event.value)
         except codec.UndecodableMessage as exc:
-            meter.events_in.inc()
+            meter.took_in(1)
             await dead_letter(topics.dead_letters, event.message, exc.args[0])
             continue
-        meter.events_in.inc(len(messages))
+        meter.took_in(len(messages))
         batch = batch_of(event.message.partition)
         batch.apply_all(messages)
         batch.store()
@@ -104,7 +109,7 @@ async def route_qapp_events(stream):
                     for partition in {_partition_of(key) for _, key in destinations(parsed)}:
                         outbox.to_partition(topics.cc_events, partition, parsed)
             done.append((message, event_time))
-        meter.events_in.inc(len(events))
+        meter.took_in(len(events))
         await outbox.flush()
         # only after its outputs are sent: a stream mark may now vouch for these records
         for message, event_time in done:

@@ -105,10 +105,15 @@ def dead_letter_body(message: Any, reason: str) -> bytes:
     return codec.dumps(body)
 
 
+_lag_labels: set[tuple[str, str]] = set()
+
+
 def consumer_backlog(app: faust.App, topic_names: tuple[str, ...]) -> int:
-    """Records this worker has not yet read from its active partitions of `topic_names`."""
+    """Records this worker has not yet read from its active partitions of `topic_names`;
+    sets the lag gauge per topic and partition (and drops partitions no longer owned)."""
     consumer = app.consumer
     total = 0
+    labels: set[tuple[str, str]] = set()
     for tp in app.assignor.assigned_actives():
         if tp.topic not in topic_names:
             continue
@@ -121,8 +126,17 @@ def consumer_backlog(app: faust.App, topic_names: tuple[str, ...]) -> int:
         read = consumer._read_offset.get(tp)  # faust keeps no public accessor for this
         position = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
         backlog = max(0, end - position)
-        metrics.consumer_lag.labels(tp.topic).set(backlog)
+        label = (tp.topic, str(tp.partition))
+        metrics.consumer_lag.labels(*label).set(backlog)
+        labels.add(label)
         total += backlog
+    for gone in _lag_labels - labels:
+        try:
+            metrics.consumer_lag.remove(*gone)
+        except KeyError:
+            pass
+    _lag_labels.clear()
+    _lag_labels.update(labels)
     return total
 
 

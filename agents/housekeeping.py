@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
+from app import metrics
 from app.batching import pack
 from app.state import StateTable
 from app.main import app, settings, topics
@@ -46,6 +47,7 @@ async def send_stream_marks() -> None:
         for partition in range(settings.partitions):
             await topics.cc_events.send(value=value, partition=partition)
     input_tracker.lag_s = max(lags) if lags else None
+    metrics.stage_rates.refresh(now)
     # the input may be read while later stages still work through a backlog: stale too
     input_tracker.backlog = consumer_backlog(app, STAGE_TOPICS)
     input_tracker.stale = (input_tracker.lag_s is not None and input_tracker.lag_s > settings.stale_after_s) or (

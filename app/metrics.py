@@ -24,7 +24,14 @@ event_delay_seconds = Gauge(
     "switchboard_event_delay_seconds", "Wall clock minus event time of the last qapp-events record processed",
     registry=REGISTRY,
 )
-consumer_lag = Gauge("switchboard_consumer_lag_records", "Records not yet consumed, per topic", ["topic"], registry=REGISTRY)
+consumer_lag = Gauge(
+    "switchboard_consumer_lag_records", "Records not yet consumed, per topic and partition this worker owns",
+    ["topic", "partition"], registry=REGISTRY,
+)
+stage_rate = Gauge(
+    "switchboard_stage_events_per_second", "Messages a stage took in over the last tick, per second", ["stage"],
+    registry=REGISTRY,
+)
 table_size = Gauge("switchboard_table_keys", "Keys in the active partitions of a table", ["table"], registry=REGISTRY)
 staleness_resets = Counter(
     "switchboard_staleness_resets_total", "State reset by the staleness sweep, per kind", ["kind"], registry=REGISTRY
@@ -39,3 +46,29 @@ external_calls = Counter(
 http_requests = Counter(
     "switchboard_http_requests_total", "HTTP requests, per route and status", ["route", "status"], registry=REGISTRY
 )
+
+
+class StageRates:
+    """Events/s of each stage over the last tick: `count` as they come, `refresh` once a tick."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.refreshed_at: float | None = None
+
+    def count(self, stage: str, n: int = 1) -> None:
+        self.counts[stage] = self.counts.get(stage, 0) + n
+
+    def refresh(self, now: float) -> dict[str, float]:
+        """The rates since the last refresh (none the first time: no interval yet); sets the gauge."""
+        rates: dict[str, float] = {}
+        if self.refreshed_at is not None and now > self.refreshed_at:
+            elapsed = now - self.refreshed_at
+            rates = {stage: n / elapsed for stage, n in self.counts.items()}
+            for stage, rate in rates.items():
+                stage_rate.labels(stage).set(round(rate, 1))
+        self.counts = {stage: 0 for stage in self.counts}
+        self.refreshed_at = now
+        return rates
+
+
+stage_rates = StageRates()

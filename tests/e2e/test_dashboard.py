@@ -299,5 +299,6 @@ def test_stale_banner_shows_when_the_data_lags(browser, stale_worker):
         assert "lag" in text.lower(), text
         assert float(banner.get_attribute("data-lag")) >= 120, text
         assert banner.get_attribute("data-level") == "crit", text  # two minutes behind is past the red line
+        assert banner.get_attribute("data-backlog") not in (None, ""), text  # the records still to process, 0 when caught up
     finally:
         context.close()

@@ -983,6 +983,7 @@ function renderHealth() {
   const opsBody = S.operators;
   const serverStale = !!((st && st.stale) || (opsBody && opsBody.stale));
   const lag = st ? num(st.lag_s) : null;
+  const backlog = st ? num(st.backlog_records) : null;
   // How old the answer was when generated (server clock), plus how long ago we got it.
   const genAge = st && isNum(st.generated_at) ? Math.max(0, serverNow() - st.generated_at) : ageS;
   const dataAge = genAge === null ? null : Math.max(genAge, ageS || 0);
@@ -994,6 +995,7 @@ function renderHealth() {
       parts.push(lag !== null
         ? `The service is ${fmtAgo(lag)} behind live events (lag ${lag.toFixed(1)} s).`
         : 'The service is behind live events (lag unknown).');
+      if (backlog !== null && backlog > 0) parts.push(`${Math.round(backlog).toLocaleString('en-US')} records still to process.`);
     }
     if (tooOld) parts.push(`Last update ${fmtAgo(dataAge)} ago.`);
     parts.push('Figures may not reflect the current situation.');
@@ -1001,6 +1003,7 @@ function renderHealth() {
     const crit = (lag !== null && lag >= STALE_CRIT_S) || (dataAge !== null && dataAge >= STALE_CRIT_S) || (serverStale && lag === null);
     setAttr(banner, 'data-level', crit ? 'crit' : 'warn');
     setAttr(banner, 'data-lag', lag === null ? '' : lag);
+    setAttr(banner, 'data-backlog', backlog === null ? '' : backlog);
     setHidden(banner, false);
     document.body.classList.add('is-stale');
     document.body.classList.toggle('is-stale-crit', crit);
