@@ -179,6 +179,15 @@ def _wait(predicate: Callable[[], Any], timeout: float, what: str, worker: Worke
     raise TimeoutError(f"timed out waiting for {what}; worker log: {worker.log_tail(15)}")
 
 
+def quix_peer() -> dict:
+    """The same windowed work in Quix Streams, when the optional peer is installed."""
+    try:
+        version_of = version("quixstreams")
+    except Exception:
+        return {"status": "skipped", "why": "quixstreams is not installed (pip install quixstreams)"}
+    return {"status": "skipped", "why": f"quixstreams {version_of} is installed, but its row is not written yet"}
+
+
 # --- latency ------------------------------------------------------------------------------------
 
 
@@ -427,6 +436,7 @@ def main() -> int:
                 "events": len(lines),
                 "rows": {name: {"events_per_s": round(eps), "ratio_to_bare": round(eps / bare, 3)} for name, eps in rows.items()},
             }
+            result["peer"] = quix_peer()
             result["pipeline_ratio"] = round(rows["pipeline_1w"] / bare, 3)
             result["two_workers_scale"] = round(rows["pipeline_2w"] / rows["pipeline_1w"], 2)
             for name, eps in rows.items():
@@ -482,6 +492,8 @@ def write_readme(r: dict) -> None:
                  "pipeline_2w": "the pipeline, two workers"}
         for key, row in t["rows"].items():
             table.append(f"| {names[key]} | {row['events_per_s']:,} | {row['ratio_to_bare']:.2f} |")
+        peer = r.get("peer", {})
+        table.append(f"| peer: Quix Streams, repartition + 60 s tumbling count | {peer.get('status', '—')}: {peer.get('why', '')} | — |")
         table.append("")
     table += ["Goals:", "", "| figure | goal | this run | met |", "|---|---|---|---|"]
     for key, g in r["goals"].items():
