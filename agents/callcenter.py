@@ -17,7 +17,7 @@ import time
 from typing import Any, Iterator, Optional
 
 from app import codec, metrics
-from app.batching import BatchedTable, Outbox, take_ready, unpack
+from app.batching import BatchedTable, Outbox, take_ready
 from app.main import app, calls_table, operators_table, queues_table, settings, topics, windows_table
 from agents.common import Every, dead_letter, dead_letter_body, input_tracker, items_in_partition
 from agents.housekeeping import SOURCE, input_partitions
@@ -65,7 +65,7 @@ async def process_envelopes(stream, stage: str, batch_of) -> None:
     async for event in stream.events():
         started = time.perf_counter()
         try:
-            messages = unpack(event.value)
+            messages = codec.unpack(event.value)
         except codec.UndecodableMessage as exc:
             meter.took_in(1)
             await dead_letter(topics.dead_letters, event.message, exc.args[0])
@@ -306,14 +306,8 @@ class Queues:
         if q != before:
             self.queues.put(q.queue, q)
         now = time.time()
-        status = queue_status_view(q, self._recent_windows(q.queue, now), now, settings.window_s)
+        status = queue_status_view(q, local_windows(q.queue, now, self.windows), now, settings.window_s)
         self.outbox.latest(topics.queue_status, q.queue, codec.dumps({"generated_at": now, **status}))
-
-    def _recent_windows(self, queue: str, now: float) -> Iterator[WindowAgg]:
-        for start in recent_window_starts(now, settings.window_s):
-            window = self.windows.get(window_key(queue, start))
-            if window is not None:
-                yield window
 
     def store(self) -> None:
         for key in self.windows.pending:
@@ -328,10 +322,11 @@ async def track_queues(stream):
     await process_envelopes(stream, "cc-queues", Queues)
 
 
-def local_windows(queue: str, now: float) -> Iterator[WindowAgg]:
-    """This worker's windows of `queue` for the last 15 minutes (the queue must be local)."""
+def local_windows(queue: str, now: float, windows: Any = windows_table) -> Iterator[WindowAgg]:
+    """This worker's windows of `queue` for the last 15 minutes (the queue must be local),
+    from the table or from a batch's overlay of it."""
     for start in recent_window_starts(now, settings.window_s):
-        window = windows_table.get(window_key(queue, start))
+        window = windows.get(window_key(queue, start))
         if window is not None:
             yield window
 

@@ -11,7 +11,7 @@ import logging
 import time
 
 from app import metrics
-from app.batching import pack
+from app.codec import pack
 from app.state import StateTable
 from app.main import app, settings, topics
 from agents.common import consumer_backlog, input_tracker

@@ -3,7 +3,7 @@
 Faust pays a fixed price per Kafka record (consumer, conductor, stream, ack) and per
 table write (RocksDB put plus a changelog record). So a stage never sends one record per
 message to the next stage: it gathers the messages of a whole batch for each partition
-of the next stage into one *envelope* (`pack`/`unpack`), keeps the states it changes in
+of the next stage into one *envelope* (`codec.pack`/`codec.unpack`), keeps the states it changes in
 a `BatchedTable` overlay and writes each key once at the end, and sends each keyed
 output once, with its latest value (`Outbox`). A stage handles one envelope at a time,
 so the event Faust considers current (the envelope's) is in the partition of every key
@@ -15,11 +15,11 @@ from __future__ import annotations
 from typing import Any, AsyncIterator, Generic, Iterable, Optional, TypeVar
 
 import faust
-import orjson
 
-from app import codec, metrics
+from app import metrics
+from app.codec import pack
 
-__all__ = ["BatchedTable", "Outbox", "pack", "take_ready", "unpack"]
+__all__ = ["BatchedTable", "Outbox", "take_ready"]
 
 T = TypeVar("T")
 _DELETED = object()
@@ -63,21 +63,6 @@ def _more_in_kafka(consumer: Any, last: dict[Any, int]) -> bool:
         if end is not None and end > offset + 1:
             return True
     return False
-
-
-def pack(messages: Iterable[Any]) -> bytes:
-    """Tagged dataclasses as one JSON list (orjson writes dataclasses natively)."""
-    return orjson.dumps([(type(m).__name__, m) for m in messages])
-
-
-def unpack(data: bytes) -> list[Any]:
-    """The messages `pack` made; `codec.UndecodableMessage` for anything else."""
-    try:
-        items = orjson.loads(data)
-        types = codec.message_types()
-        return [types[tag](**fields) for tag, fields in items]
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise codec.UndecodableMessage(f"not an envelope of internal messages: {type(exc).__name__}: {exc}") from None
 
 
 class BatchedTable(Generic[T]):
@@ -159,9 +144,6 @@ class Outbox:
 
     def record(self, topic: faust.TopicT, key: Optional[bytes], value: Optional[bytes]) -> None:
         self.records.append((topic.get_topic_name(), key, value))
-
-    def __bool__(self) -> bool:
-        return bool(self.envelopes or self.latest_values or self.records)
 
     async def flush(self) -> None:
         """Hand everything to the producer (buffered; Faust flushes it before committing)."""

@@ -1,21 +1,19 @@
 """The one codec: orjson for every value, with tagged dataclasses on internal topics.
 
-Internal topics and tables carry the frozen dataclasses of `tables/` as
-`{"type": "<ClassName>", ...fields}`; `decode` turns them back into instances.
-orjson serialises dataclasses natively, which keeps the hot path cheap.
+A record of an internal topic is an envelope of many messages (app/batching.py): the
+frozen dataclasses of `tables/` as `[["<ClassName>", {...fields}], ...]` (`pack`);
+`unpack` turns them back into instances. orjson serialises dataclasses natively, which
+keeps the hot path cheap.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Iterable
 
 import orjson
 from faust.serializers import codecs
 
 from tables.callcenter import calls, events, operators, queues, watermarks, windows
-
-_TAG = "type"
 
 _MESSAGE_TYPES: dict[str, type] = {
     cls.__name__: cls
@@ -46,11 +44,6 @@ def register_types(types: Iterable[type]) -> None:
         _MESSAGE_TYPES[cls.__name__] = cls
 
 
-def message_types() -> dict[str, type]:
-    """Tag -> class of every message that may travel on an internal topic."""
-    return _MESSAGE_TYPES
-
-
 def _default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return list(value)
@@ -65,25 +58,21 @@ def loads(data: bytes) -> Any:
     return orjson.loads(data)
 
 
-def encode(message: Any) -> bytes:
-    """A tagged dataclass as JSON bytes."""
-    body = {_TAG: type(message).__name__}
-    body.update({f.name: getattr(message, f.name) for f in dataclasses.fields(message)})
-    return dumps(body)
-
-
 class UndecodableMessage(ValueError):
     pass
 
 
-def decode(data: bytes) -> Any:
-    """The dataclass `encode` made; UndecodableMessage for anything else."""
+def pack(messages: Iterable[Any]) -> bytes:
+    """Tagged dataclasses as one JSON list."""
+    return orjson.dumps([(type(m).__name__, m) for m in messages])
+
+
+def unpack(data: bytes) -> list[Any]:
+    """The messages `pack` made; UndecodableMessage for anything else."""
     try:
-        body = orjson.loads(data)
-        cls = _MESSAGE_TYPES[body.pop(_TAG)]
-        return cls(**body)
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        raise UndecodableMessage(f"not an internal message: {type(exc).__name__}: {exc}") from None
+        return [_MESSAGE_TYPES[tag](**fields) for tag, fields in orjson.loads(data)]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UndecodableMessage(f"not an envelope of internal messages: {type(exc).__name__}: {exc}") from None
 
 
 class OrjsonCodec(codecs.Codec):
