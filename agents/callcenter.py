@@ -112,9 +112,23 @@ async def route_qapp_events(stream):
         meter.took_in(len(events))
         await outbox.flush()
         # only after its outputs are sent: a stream mark may now vouch for these records
-        for message, event_time in done:
+        for message, event_time in _last_of_each_partition(done):
             input_tracker.processed(message.partition, message.offset, event_time, message.timestamp, now)
         meter.seconds.observe(time.perf_counter() - started)
+
+
+def _last_of_each_partition(done: list[tuple[Any, Optional[float]]]) -> list[tuple[Any, Optional[float]]]:
+    """What the input tracker needs of a batch, in order: per partition its last timed
+    record, then its last record if that one had no time (a dead letter)."""
+    timed: dict[int, tuple[Any, Optional[float]]] = {}
+    untimed: dict[int, tuple[Any, Optional[float]]] = {}
+    for message, event_time in done:
+        if event_time is None:
+            untimed[message.partition] = (message, None)
+        else:
+            timed[message.partition] = (message, event_time)
+            untimed.pop(message.partition, None)
+    return [*timed.values(), *untimed.values()]
 
 
 # --- calls and operators ---------------------------------------------------------------------

@@ -31,10 +31,10 @@ class InputTracker:
         event time): the upstream's lag, the same however late or often we read it."""
         before = self.partitions.get(partition, PartitionProgress())
         if event_time is None:
-            self.partitions[partition] = replace(before, offset=offset)
+            self.partitions[partition] = replace(before, offset=offset, processed_at=now)
             return
         delay = max(0.0, (appended_at or now) - event_time)
-        self.partitions[partition] = PartitionProgress(offset, event_time, delay)
+        self.partitions[partition] = PartitionProgress(offset, event_time, delay, now)
         metrics.event_delay_seconds.set(delay)
 
     async def fully_read(self, app: faust.App, tp) -> bool:

@@ -38,7 +38,7 @@ async def send_stream_marks() -> None:
             lag = input_lag_s(progress, fully_read, now)
             if lag is not None:
                 lags.append(lag)
-        mark = source_mark(progress or PartitionProgress(), fully_read, now)
+        mark = source_mark(progress or PartitionProgress(), fully_read, now, settings.source_quiet_s)
         if mark is None:
             continue  # nothing processed yet and more to read: no promise to make
         marks.append(StreamMark(tp.partition, SOURCE, mark))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import faust
 
 from app import codec  # noqa: F401  (registers the orjson codec)
+from app.fastdrain import FastDrainTransport
 from app.logs import configure_logging, worker_logging_config
 from app.settings import Settings, get_settings
 from app.state import UNBOUNDED, StateTable
@@ -23,7 +24,17 @@ from tables.callcenter.windows import WindowAgg
 class SwitchboardApp(faust.App):
     async def on_first_start(self) -> None:
         await super().on_first_start()
-        await ensure_topics(get_settings())
+        settings = get_settings()
+        # Faust's conductor stops the stream to flush table changelog records one by one
+        # whenever more than 100 wait (faust/transport/producer.py, `wait_until_ebb`): a
+        # batch writes thousands at once; they are flushed before every commit anyway.
+        self.producer.buffer.max_messages = settings.producer_buffer_max_messages
+        await ensure_topics(settings)
+
+    def _new_transport(self):
+        if get_settings().fast_drain:
+            return FastDrainTransport(self.conf.broker_consumer, self)
+        return super()._new_transport()
 
 
 def create_app(settings: Settings) -> faust.App:

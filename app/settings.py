@@ -38,7 +38,13 @@ class Settings(BaseSettings):
     # an envelope is one record of up to ~150 kB; with Kafka's 16 kB default every envelope
     # would be a batch of its own, each waiting for the one before it to be acknowledged
     producer_max_batch_size: int = Field(512 * 1024, ge=16384)
+    # table changelog records that may wait in Faust's producer buffer before the stream
+    # stops to flush them (Faust's default, 100, stops it after every batch)
+    producer_buffer_max_messages: int = Field(20_000, ge=100)
+    fast_drain: bool = True  # hand a record to the streams without Faust's four tasks when nothing can block (app/fastdrain.py)
     tick_interval_s: float = Field(1.0, gt=0)  # how often time reaches the queue/operator stages
+    source_quiet_s: float = Field(2.0, ge=0)  # an input partition read to its end and this long without
+    # a new record marks wall-clock time (before: the time of its last record)
 
     # call-center metrics and staleness
     window_s: int = Field(60, ge=1)

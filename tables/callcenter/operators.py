@@ -259,23 +259,21 @@ def _member_changes(before: OperatorState, after: OperatorState, now: float) -> 
     queues: Iterable[str] = dict.fromkeys([*before.queues, *after.queues])
     changes = []
     for q in queues:
-        old, new = _view(before, q, now), _view(after, q, now)
-        if (old.logged_in, old.paused, old.on_call) != (new.logged_in, new.paused, new.on_call):
-            changes.append(new)
+        flags = _flags(after, q)
+        if _flags(before, q) != flags:
+            changes.append(MemberChange(q, after.agent, now, *flags))
     return tuple(changes)
 
 
-def _view(op: OperatorState, queue: str, now: float) -> MemberChange:
+def _flags(op: OperatorState, queue: str) -> tuple[bool, bool, bool]:
+    """How `queue` sees `op`: logged in, paused, on a call."""
     membership = op.queues.get(queue)
     logged_in = membership is not None and op.agent_logged_in
-    return MemberChange(
-        queue=queue,
-        agent=op.agent,
-        time=now,
-        logged_in=logged_in,
-        paused=bool(logged_in and membership.paused),
-        on_call=bool(logged_in and op.calls),
-    )
+    return logged_in, bool(logged_in and membership.paused), bool(logged_in and op.calls)
+
+
+def _view(op: OperatorState, queue: str, now: float) -> MemberChange:
+    return MemberChange(queue, op.agent, now, *_flags(op, queue))
 
 
 def day_of(t: float) -> str:

@@ -5,8 +5,11 @@ next stage: "everything I read up to event time T has been forwarded ahead of th
 A stage forwards marks behind its own output. A partition's low watermark is the least
 mark over every path into it; windows end, and the staleness sweep judges, by that
 clock, so a replay or a slow partition can never make a window final too early. A
-partition that has read everything there is marks wall-clock time: live, stream time is
-now, and lateness is the grace period's business.
+partition that has read everything there is, and has had nothing new for a quiet
+period, marks wall-clock time: live, stream time is now, and lateness is the grace
+period's business. While records keep coming it marks the time of the last one, even
+when it has momentarily caught up: a producer replaying old records (an ingest of
+yesterday's queue_log) must not find every window it has yet to fill already final.
 """
 
 from __future__ import annotations
@@ -29,11 +32,16 @@ class PartitionProgress:
     offset: int = -1  # last offset processed (its outputs sent)
     event_time: Optional[float] = None  # event time of that record
     delay_s: Optional[float] = None  # how late the record reached Kafka (append time minus event time)
+    processed_at: Optional[float] = None  # wall time the last record was processed
 
 
-def source_mark(progress: PartitionProgress, fully_read: bool, now: float) -> Optional[float]:
-    """The mark a source partition may send: wall time when fully read, else its event time."""
-    return now if fully_read else progress.event_time
+def source_mark(progress: PartitionProgress, fully_read: bool, now: float, quiet_s: float) -> Optional[float]:
+    """The mark a source partition may send: wall time when fully read and nothing came
+    for `quiet_s`, else the event time of its last processed record (None if none)."""
+    quiet = progress.processed_at is None or now - progress.processed_at >= quiet_s
+    if fully_read and quiet:
+        return now
+    return progress.event_time
 
 
 def low_watermark(marks: Mapping[tuple[int, int], float], sources: int, vias: tuple[int, ...]) -> Optional[float]:

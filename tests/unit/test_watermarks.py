@@ -13,16 +13,23 @@ from tables.callcenter.watermarks import PartitionProgress, input_lag_s, low_wat
 NOW = 1_700_000_000.0
 
 
-def test_a_fully_read_partition_marks_wall_clock_time() -> None:
-    assert source_mark(PartitionProgress(10, NOW - 500, 1.0), fully_read=True, now=NOW) == NOW
+def test_a_fully_read_quiet_partition_marks_wall_clock_time() -> None:
+    assert source_mark(PartitionProgress(10, NOW - 500, 1.0, NOW - 2), fully_read=True, now=NOW, quiet_s=2) == NOW
+    assert source_mark(PartitionProgress(), fully_read=True, now=NOW, quiet_s=2) == NOW
+
+
+def test_a_partition_that_caught_up_with_a_replay_still_in_flow_marks_its_last_record() -> None:
+    """An ingest of old lines, read as fast as it is written: caught up for a moment, it
+    must not promise wall-clock time, or every window the replay has yet to fill is final."""
+    assert source_mark(PartitionProgress(10, NOW - 500, 1.0, NOW - 0.1), fully_read=True, now=NOW, quiet_s=2) == NOW - 500
 
 
 def test_a_partition_behind_marks_the_time_of_its_last_processed_record() -> None:
-    assert source_mark(PartitionProgress(10, NOW - 500, 1.0), fully_read=False, now=NOW) == NOW - 500
+    assert source_mark(PartitionProgress(10, NOW - 500, 1.0, NOW - 60), fully_read=False, now=NOW, quiet_s=2) == NOW - 500
 
 
 def test_a_partition_with_nothing_processed_and_more_to_read_makes_no_promise() -> None:
-    assert source_mark(PartitionProgress(), fully_read=False, now=NOW) is None
+    assert source_mark(PartitionProgress(), fully_read=False, now=NOW, quiet_s=2) is None
 
 
 def test_low_watermark_waits_until_every_path_has_spoken() -> None:
