@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 KAFKA_PORT ?= 9092
 JARS := dev/kafka/target/dependency/.resolved
 
-.PHONY: install broker broker-stop run test unit bench chromium clean
+.PHONY: install broker broker-stop run test unit bench bench-peer chromium clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,14 @@ unit: install
 
 bench: install $(JARS)
 	@$(PY) -m bench.pipeline $(BENCH_ARGS)
+
+# the optional peer row of `make bench`: Quix Streams in a virtualenv of its own
+# (it pins a pydantic the service does not use)
+bench-peer: .venv-quix/.installed
+.venv-quix/.installed:
+	$(PYTHON) -m venv .venv-quix
+	.venv-quix/bin/pip install -q quixstreams==3.28.1
+	touch $@
 
 clean:
 	rm -rf .cache test-artifacts

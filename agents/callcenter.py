@@ -19,7 +19,7 @@ from typing import Any, Iterator, Optional
 from app import codec, metrics
 from app.batching import BatchedTable, Outbox, take_ready
 from app.main import app, calls_table, operators_table, queues_table, settings, topics, windows_table
-from agents.common import Every, dead_letter, dead_letter_body, input_tracker, items_in_partition
+from agents.common import Every, dead_letter, dead_letter_body, dead_letter_key, input_tracker, items_in_partition
 from agents.housekeeping import SOURCE, input_partitions
 from tables.callcenter import queue_log
 from tables.callcenter.calls import CallState, CallSwept, apply_call_event, past_retention
@@ -100,7 +100,7 @@ async def route_qapp_events(stream):
                 if suspicious:
                     raise MalformedEvent(suspicious)
             except MalformedEvent as exc:
-                outbox.record(topics.dead_letters, message.key, dead_letter_body(message, exc.reason))
+                outbox.record(topics.dead_letters, dead_letter_key(message), dead_letter_body(message, exc.reason))
             else:
                 event_time = parsed.time
                 if isinstance(parsed, Ignored):

@@ -26,6 +26,17 @@ _DELETED = object()
 
 
 MAX_ENVELOPE_MESSAGES = 2000  # keeps a record far below Kafka's 1 MB default limit
+MAX_ENVELOPE_BYTES = 512 * 1024  # ... and so does this, whatever the messages hold
+
+
+def envelopes_of(messages: list[Any]) -> list[bytes]:
+    """`messages` packed in order into as few envelopes as keep each under
+    MAX_ENVELOPE_BYTES (halving until they fit; one message always makes an envelope)."""
+    value = pack(messages)
+    if len(value) <= MAX_ENVELOPE_BYTES or len(messages) == 1:
+        return [value]
+    half = len(messages) // 2
+    return envelopes_of(messages[:half]) + envelopes_of(messages[half:])
 
 
 async def take_ready(stream: faust.StreamT, max_events: int) -> AsyncIterator[list[faust.EventT]]:
@@ -151,8 +162,9 @@ class Outbox:
         sent: dict[str, int] = {}
         for (topic, partition), messages in self.envelopes.items():
             for first in range(0, len(messages), MAX_ENVELOPE_MESSAGES):
-                await send(topic, None, pack(messages[first : first + MAX_ENVELOPE_MESSAGES]), partition, None, None)
-                sent[topic] = sent.get(topic, 0) + 1
+                for value in envelopes_of(messages[first : first + MAX_ENVELOPE_MESSAGES]):
+                    await send(topic, None, value, partition, None, None)
+                    sent[topic] = sent.get(topic, 0) + 1
         for (topic, key), value in self.latest_values.items():
             await send(topic, key.encode(), value, None, None, None)  # partitioned by key
             sent[topic] = sent.get(topic, 0) + 1

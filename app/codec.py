@@ -8,16 +8,16 @@ keeps the hot path cheap.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import math
+import typing
+from typing import Any, Callable, Iterable
 
 import orjson
 from faust.serializers import codecs
 
 from tables.callcenter import calls, events, operators, queues, watermarks, windows
 
-_MESSAGE_TYPES: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (
+_MESSAGE_CLASSES = (
         events.CallEntered,
         events.CallRingNoAnswer,
         events.CallConnected,
@@ -34,14 +34,52 @@ _MESSAGE_TYPES: dict[str, type] = {
         operators.OperatorSwept,
         watermarks.StreamMark,
         windows.WindowFact,
-    )
-}
+)
+
+
+def _field_check(hint: Any) -> Callable[[Any], bool]:
+    """Whether a JSON value may fill a field annotated `hint` (str, int, float, bool, Optional)."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next(a for a in args if a is not type(None)) if optional else hint
+    if base is float:
+        def ok(v: Any) -> bool:
+            t = type(v)
+            return (t is float and math.isfinite(v)) or t is int
+    elif base in (int, str, bool):
+        def ok(v: Any) -> bool:
+            return type(v) is base
+    else:
+        raise TypeError(f"no wire check for {hint!r}")
+    if optional:
+        return lambda v: v is None or ok(v)
+    return ok
+
+
+def _builder(cls: type) -> Callable[[Any], Any]:
+    """Makes a `cls` from its JSON fields, after checking each field's type: a record
+    someone wrote by hand is refused here, not as a crash deep in a rule."""
+    checks = tuple((name, _field_check(hint)) for name, hint in typing.get_type_hints(cls).items())
+    names = frozenset(name for name, _ in checks)
+
+    def build(fields: Any) -> Any:
+        if type(fields) is not dict or fields.keys() != names:
+            raise TypeError(f"{cls.__name__} needs exactly the fields {sorted(names)}")
+        for name, ok in checks:
+            if not ok(fields[name]):
+                raise TypeError(f"{cls.__name__}.{name} may not be {fields[name]!r}"[:200])
+        return cls(**fields)
+
+    return build
+
+
+_MESSAGE_TYPES: dict[str, Callable[[Any], Any]] = {cls.__name__: _builder(cls) for cls in _MESSAGE_CLASSES}
 
 
 def register_types(types: Iterable[type]) -> None:
     """Let another domain put its dataclasses on internal topics."""
     for cls in types:
-        _MESSAGE_TYPES[cls.__name__] = cls
+        _MESSAGE_TYPES[cls.__name__] = _builder(cls)
 
 
 def _default(value: Any) -> Any:
@@ -70,7 +108,10 @@ def pack(messages: Iterable[Any]) -> bytes:
 def unpack(data: bytes) -> list[Any]:
     """The messages `pack` made; UndecodableMessage for anything else."""
     try:
-        return [_MESSAGE_TYPES[tag](**fields) for tag, fields in orjson.loads(data)]
+        envelope = orjson.loads(data)
+        if type(envelope) is not list or not envelope:
+            raise ValueError("an envelope is a non-empty JSON list")
+        return [_MESSAGE_TYPES[tag](fields) for tag, fields in envelope]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UndecodableMessage(f"not an envelope of internal messages: {type(exc).__name__}: {exc}") from None
 

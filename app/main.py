@@ -60,6 +60,7 @@ def create_app(settings: Settings) -> faust.App:
         web_in_thread=False,
         producer_linger=settings.producer_linger_s,
         producer_max_batch_size=settings.producer_max_batch_size,
+        producer_max_request_size=settings.producer_max_request_size,
         producer_partitioner=key_partitioner,
         logging_config=worker_logging_config(settings),
     )

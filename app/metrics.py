@@ -46,6 +46,9 @@ external_calls = Counter(
 http_requests = Counter(
     "switchboard_http_requests_total", "HTTP requests, per route and status", ["route", "status"], registry=REGISTRY
 )
+http_internal_errors = Counter(
+    "switchboard_http_internal_errors_total", "HTTP requests answered 500 (the worker log has each trace)", registry=REGISTRY
+)
 
 
 class StageRates:

@@ -33,8 +33,12 @@ class DeadLetter(Message):
     timestamp: Optional[float] = None
     key: Optional[str] = None
     reason: str
-    value: Optional[str]  # the original bytes as text, when they are UTF-8
-    value_b64: str  # the original bytes, always
+    value: Optional[str] = None  # the original bytes (their first 16 kB) as text, when they are UTF-8
+    value_b64: Optional[str] = None  # the original bytes, their first 16 kB; null for a null value
+    value_size: Optional[int] = None  # bytes in the original value; null for a null value
+    value_sha256: Optional[str] = None  # of the whole original value
+    value_truncated: bool = False  # the value was longer than what the letter carries
+    note: Optional[str] = None  # set when the record could not be fully described
     rejected_at: float
 
 

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # an envelope is one record of up to ~150 kB; with Kafka's 16 kB default every envelope
     # would be a batch of its own, each waiting for the one before it to be acknowledged
     producer_max_batch_size: int = Field(512 * 1024, ge=16384)
+    # the largest record the service sends: Kafka's default topic limit (message.max.bytes,
+    # 1 MiB + 12 bytes) takes it; envelopes stay under 512 kB, dead letters under ~50 kB
+    producer_max_request_size: int = Field(1024 * 1024, ge=65536)
     # table changelog records that may wait in Faust's producer buffer before the stream
     # stops to flush them (Faust's default, 100, stops it after every batch)
     producer_buffer_max_messages: int = Field(20_000, ge=100)

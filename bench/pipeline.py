@@ -179,13 +179,30 @@ def _wait(predicate: Callable[[], Any], timeout: float, what: str, worker: Worke
     raise TimeoutError(f"timed out waiting for {what}; worker log: {worker.log_tail(15)}")
 
 
-def quix_peer() -> dict:
-    """The same windowed work in Quix Streams, when the optional peer is installed."""
-    try:
-        version_of = version("quixstreams")
-    except Exception:
-        return {"status": "skipped", "why": "quixstreams is not installed (pip install quixstreams)"}
-    return {"status": "skipped", "why": f"quixstreams {version_of} is installed, but its row is not written yet"}
+QUIX_PYTHON = ROOT / ".venv-quix" / "bin" / "python"  # `make bench-peer` makes it
+
+
+def quix_peer(broker: Broker, workdir: Path, records, lines: list[str], bare: float) -> dict:
+    """The same windowed work in Quix Streams (bench/quix_peer.py), when the optional peer
+    is installed in its own virtualenv; else a row that says how to get it."""
+    python = Path(os.environ.get("BENCH_QUIX_PYTHON", QUIX_PYTHON))
+    if not python.exists():
+        return {"status": "skipped", "why": "Quix Streams is not installed (`make bench-peer` installs it in .venv-quix)"}
+    deployment = Deployment(broker=broker, workdir=workdir)
+    produce(broker.bootstrap, deployment.topic("qapp-events"), records)
+    done = subprocess.run(
+        [str(python), str(HERE / "quix_peer.py"), "--bootstrap", broker.bootstrap, "--topic", deployment.topic("qapp-events"),
+         "--events", str(len(records)), "--facts", str(facts_in(lines)[0])],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    out = done.stdout.strip().splitlines()
+    got = json.loads(out[-1]) if out else {"error": done.stderr[-500:]}
+    if done.returncode != 0 or "events_per_s" not in got:
+        return {"status": "failed", "why": got.get("error", "no result")}
+    version_of = subprocess.run([str(python), "-c", "import quixstreams; print(quixstreams.__version__)"],
+                                capture_output=True, text=True).stdout.strip()
+    return {"status": "measured", "version": version_of, "events_per_s": round(got["events_per_s"]),
+            "ratio_to_bare": round(got["events_per_s"] / bare, 3)}
 
 
 # --- latency ------------------------------------------------------------------------------------
@@ -436,7 +453,9 @@ def main() -> int:
                 "events": len(lines),
                 "rows": {name: {"events_per_s": round(eps), "ratio_to_bare": round(eps / bare, 3)} for name, eps in rows.items()},
             }
-            result["peer"] = quix_peer()
+            say("  Quix Streams peer ...")
+            result["peer"] = quix_peer(broker, workdir, records, lines, bare)
+            say(f"  peer: {result['peer']}")
             result["pipeline_ratio"] = round(rows["pipeline_1w"] / bare, 3)
             result["two_workers_scale"] = round(rows["pipeline_2w"] / rows["pipeline_1w"], 2)
             for name, eps in rows.items():
@@ -493,7 +512,11 @@ def write_readme(r: dict) -> None:
         for key, row in t["rows"].items():
             table.append(f"| {names[key]} | {row['events_per_s']:,} | {row['ratio_to_bare']:.2f} |")
         peer = r.get("peer", {})
-        table.append(f"| peer: Quix Streams, repartition + 60 s tumbling count | {peer.get('status', '—')}: {peer.get('why', '')} | — |")
+        what = "peer: Quix Streams" + (f" {peer['version']}" if peer.get("version") else "") + ", repartition + 60 s tumbling count"
+        if peer.get("status") == "measured":
+            table.append(f"| {what} | {peer['events_per_s']:,} | {peer['ratio_to_bare']:.2f} |")
+        else:
+            table.append(f"| {what} | {peer.get('status', '—')}: {peer.get('why', '')} | — |")
         table.append("")
     table += ["Goals:", "", "| figure | goal | this run | met |", "|---|---|---|---|"]
     for key, g in r["goals"].items():

@@ -52,13 +52,16 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "co
 class Broker:
     port: int
     directory: Path
+    controller_port: int = 0  # chosen on first start, kept across restarts (the quorum remembers it)
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def _env(self) -> dict:
-        return {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(free_port()),
+        if not self.controller_port:
+            self.controller_port = free_port()
+        return {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(self.controller_port),
                 "KAFKA_DIR": str(self.directory)}
 
     def start(self) -> None:

@@ -18,9 +18,8 @@ from app.main import app, operators_table, queues_table, settings, windows_table
 from tables.callcenter.queues import QueueState, live_counts, oldest_waiting, with_longest_wait
 from tables.callcenter.views import operator_view
 from tables.callcenter.windows import metrics_view, window_key, window_start
-from web.common import ApiError, ApiView, ask_all, ask_owner, query_float
-
-MAX_RANGE_S = settings.windows_kept_s
+from web.common import ApiError, ApiView, ask_all, ask_owner
+from web.params import Identifier, Query, TimeRange, identifier, query
 
 
 def freshness() -> dict:
@@ -85,6 +84,8 @@ class QueueStatus(ApiView):
     roles = ("manager",)
 
     async def get(self, request: web.Request, queue: str) -> web.Response:
+        queue = identifier(queue, "queue")
+
         async def local():
             q = _local_queue(queue)
             if q is None:
@@ -99,32 +100,39 @@ class QueueMetrics(ApiView):
     roles = ("manager",)
 
     async def get(self, request: web.Request, queue: str) -> web.Response:
+        queue = identifier(queue, "queue")
         now = time.time()
-        since = query_float(request, "since", now - 3600)
-        until = query_float(request, "until", now)
-        if since > until:
-            raise ApiError(400, "bad_request", f"since ({since}) is after until ({until})")
-        if until - since > MAX_RANGE_S:
-            raise ApiError(400, "bad_request", f"at most {MAX_RANGE_S} s of windows are kept; ask for a shorter range")
+        asked = query(request, TimeRange, {"since": now - 3600, "until": now})
+        since, until = asked.since, asked.until
+        if until - since > settings.windows_kept_s:
+            raise ApiError(400, "bad_request", f"at most {settings.windows_kept_s} s of windows are kept; ask for a shorter range")
 
         async def local():
             q = _local_queue(queue)
             if q is None:
                 raise ApiError(404, "not_found", f"no queue '{queue}' has been seen")
-            first = window_start(since, settings.window_s)
-            if q.first_window is not None:
-                first = max(first, q.first_window)
-            windows = []
-            start = first
-            while start <= until:
-                window = windows_table.get(window_key(queue, start))
-                if window is not None:
-                    windows.append(metrics_view(window))
-                start += settings.window_s
-            return {"queue": queue, "window_s": settings.window_s, "windows": windows}
+            return {"queue": queue, "window_s": settings.window_s, "windows": _windows_of(q, since, until)}
 
         path = f"/queues/{quote(queue)}/metrics?since={since}&until={until}"
         return self.ok(await ask_owner(queues_table, queue, path, local, request))
+
+
+def _windows_of(q: QueueState, since: float, until: float) -> list[dict]:
+    """The windows of `q` that start in [since, until] (a range of at most the windows kept)."""
+    step = settings.window_s
+    first = window_start(since, step)
+    if q.first_window is not None:
+        first = max(first, q.first_window)
+    windows = []
+    for k in range(int((until - first) // step) + 1 if first <= until else 0):  # integer steps: no float drift
+        window = windows_table.get(window_key(q.queue, first + k * step))
+        if window is not None:
+            windows.append(metrics_view(window))
+    return windows
+
+
+class OperatorsQuery(Query):
+    queue: Optional[Identifier] = None  # only the members of this queue
 
 
 def _local_operators(queue: Optional[str]) -> list[dict]:
@@ -138,7 +146,7 @@ class LocalOperators(ApiView):
     roles = ("service",)
 
     async def get(self, request: web.Request) -> web.Response:
-        return self.ok({"operators": _local_operators(request.query.get("queue")), **freshness()})
+        return self.ok({"operators": _local_operators(query(request, OperatorsQuery).queue), **freshness()})
 
 
 @app.page("/operators")
@@ -146,7 +154,7 @@ class Operators(ApiView):
     roles = ("manager",)
 
     async def get(self, request: web.Request) -> web.Response:
-        queue = request.query.get("queue") or None
+        queue = query(request, OperatorsQuery).queue
 
         async def local():
             return {"operators": _local_operators(queue), **freshness()}
@@ -162,6 +170,8 @@ class Operator(ApiView):
     roles = ("manager", "operator")
 
     async def get(self, request: web.Request, operator_id: str) -> web.Response:
+        operator_id = identifier(operator_id, "operator_id")
+
         async def local():
             op = operators_table.get(operator_id)
             if op is None:

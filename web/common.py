@@ -18,22 +18,19 @@ from faust import web
 
 from app import codec, metrics
 from app.main import app, settings
+from web import errors
+from web.errors import ApiError
 
 log = logging.getLogger(__name__)
 FORWARDED = "X-Switchboard-Forwarded"
 _session: Optional[aiohttp.ClientSession] = None
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+errors.install(app.web.web_app)  # the error shape for what no view answers (404, 405, parse errors, ...)
 
 
 def error_response(view: web.View, status: int, code: str, message: str) -> web.Response:
-    return view.bytes(
-        orjson.dumps({"error": {"code": code, "message": message}}), content_type="application/json", status=status
-    )
+    return view.bytes(errors.error_body(status, message, code), content_type=errors.JSON, status=status)
 
 
 def authorize(request: web.Request, roles: Iterable[str]) -> str:
@@ -67,22 +64,13 @@ class ApiView(web.View):
             response = error_response(self, exc.status, exc.code, exc.message)
         except Exception:  # one shape for the unexpected too; the log has the trace
             log.exception("request failed", extra={"path": request.path})
+            metrics.http_internal_errors.inc()
             response = error_response(self, 500, "internal", "internal error; see the worker log")
         metrics.http_requests.labels(route, str(getattr(response, "status", 200))).inc()
         return response
 
     def ok(self, body: Any, status: int = 200) -> web.Response:
         return self.bytes(codec.dumps(body), content_type="application/json", status=status)
-
-
-def query_float(request: web.Request, name: str, default: Optional[float] = None) -> Optional[float]:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ApiError(400, "bad_request", f"query parameter '{name}' must be a number (epoch seconds), got {raw!r}")
 
 
 def _service_token() -> str:

@@ -12,7 +12,7 @@ from app import metrics
 from agents.common import consumer_backlog
 from agents.housekeeping import STAGE_TOPICS
 from app.main import app, calls_table, operators_table, queues_table, windows_table
-from web.common import ApiView
+from web.common import ApiError, ApiView
 
 STATIC = Path(__file__).parent / "static"
 STARTED = time.time()
@@ -67,4 +67,21 @@ class Dashboard(ApiView):
         return self.html((STATIC / "index.html").read_text())
 
 
-app.web.add_static("/static/", STATIC)
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml",
+                ".png": "image/png", ".ico": "image/x-icon"}
+
+
+@app.page("/static/{name}")
+class StaticFile(ApiView):
+    """The dashboard's files, by name from a fixed list (nothing else on disk is reachable)."""
+
+    public = True
+    files = {p.name: p for p in STATIC.iterdir() if p.is_file() and p.suffix in STATIC_TYPES}
+
+    async def get(self, request: web.Request, name: str) -> web.Response:
+        path = self.files.get(name)
+        if path is None:
+            raise ApiError(404, "not_found", f"no static file '{name[:100]}'")
+        response = self.bytes(path.read_bytes(), content_type=STATIC_TYPES[path.suffix])
+        response.headers["Cache-Control"] = "no-cache"
+        return response

@@ -106,10 +106,15 @@ _LINE_BREAKS = ("\r", "\n")
 # --- wire forms ------------------------------------------------------------------------
 
 
+MAX_RECORD_BYTES = 8192  # an Asterisk queue_log line is a few hundred bytes
+
+
 def decode(raw: bytes) -> QueueLogRecord:
     """A `qapp-events` value: JSON object if its first non-space byte is `{`, else a line."""
     if not raw:
         raise MalformedEvent("empty value")
+    if len(raw) > MAX_RECORD_BYTES:
+        raise MalformedEvent(f"oversized record: {len(raw)} bytes, at most {MAX_RECORD_BYTES}")
     body = bytes(raw).removeprefix(codecs.BOM_UTF8)  # files saved by Windows editors carry one
     if body.lstrip()[:1] == b"{":
         return _record_from_json(body)

@@ -87,6 +87,75 @@ def test_bad_range_parameters_are_400(worker):
     assert status == 400
 
 
+@pytest.mark.parametrize("query", [
+    "since=1795342520000000000&until=1795342520000000000",  # nanoseconds: once froze the worker
+    "since=NaN", "until=NaN", "since=1e309&until=1e309", "since=-inf", "since=0&until=10",
+    f"since={time.time() - 40 * 86400:.0f}",  # more than 31 days
+])
+def test_out_of_range_and_non_finite_times_are_400_naming_the_parameter(worker, query):
+    started = time.monotonic()
+    status, body = http_get(f"{worker.url}/queues/support/metrics?{query}", MANAGER, timeout=5)
+    assert (status, body["error"]["code"]) == (400, "bad_request"), body
+    assert "since" in body["error"]["message"] or "until" in body["error"]["message"]
+    assert time.monotonic() - started < 2
+    assert http_get(worker.url + "/health", timeout=2)[0] == 200
+
+
+def raw_http(worker, request: bytes) -> tuple[int, dict, bytes]:
+    """Send bytes as they are (what urllib would refuse to send); status, headers, body."""
+    import socket
+
+    host, port = worker.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400),  # a 10 kB path
+    (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 100_000 + b"\r\nConnection: close\r\n\r\n", 400),
+    ("GET /очередь HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(), 400),  # raw UTF-8 request line
+    (b"POST /queues/status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 405),
+    (b"DELETE /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
+    (b"GET /queues//status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+    (b"GET /queues/status/extra HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+    (b"GET /static/no-such-file.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+])
+def test_errors_aiohttp_raises_before_our_views_have_the_error_shape(worker, request_bytes, status):
+    got, headers, body = raw_http(worker, request_bytes)
+    assert got == status, body[:300]
+    assert headers.get("content-type", "").startswith("application/json"), headers
+    error = orjson.loads(body)["error"]
+    assert error["code"] and error["message"]
+    assert http_get(worker.url + "/health", timeout=2)[0] == 200
+
+
+def test_a_huge_and_a_null_record_get_dead_letters_that_fit(deployment, worker):
+    big = b"1700000000|c-big|support|NONE|ENTERQUEUE||" + b"9" * 1_000_000
+    produce(deployment.broker.bootstrap, deployment.topic("qapp-events"), [(b"big", big), (b"null", None)])
+
+    def letters():
+        got = [orjson.loads(v) for _, v in consume_all(deployment.broker.bootstrap, deployment.topic("dead-letters"))]
+        mine = {l["key"]: l for l in got if l["key"] in ("big", "null")}
+        return len(mine) == 2 and mine
+
+    mine = wait_until(letters, 30, 0.5, "dead letters of the huge and the null record")
+    huge = mine["big"]
+    assert huge["reason"].startswith("oversized record") and huge["value_size"] == len(big) and huge["value_truncated"]
+    assert len(huge["value_b64"]) < 32_000 and huge["value_sha256"]
+    null = mine["null"]
+    assert null["reason"] == "empty value" and null["value"] is None and null["value_b64"] is None
+
+
 def test_dashboard_and_its_static_files_are_served_without_a_token(worker):
     with urllib.request.urlopen(worker.url + "/") as resp:
         assert resp.status == 200 and b"/static/dashboard.js" in resp.read()

@@ -1,0 +1,147 @@
+"""Fuzzing the edges of a running worker, on the surface the app declares.
+
+Routes and consumed topics are found by walking the app (its aiohttp router and its
+agents' topics) in a subprocess with the deployment's settings, so a route or input
+topic added by the next system is fuzzed here without new test code. Asserted for every
+request: an answer within a second, no 5xx, the error shape for every 4xx; afterwards
+`/health` answers. Poison records on every consumed topic: the worker keeps going and
+each gets exactly one dead letter.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import quote
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.harness import MANAGER, ROOT, SERVICE, consume_all, http_get, produce, wait_until
+
+pytestmark = pytest.mark.integration
+
+SURFACE = """
+import json
+from app.main import app
+routes = sorted({(r.method, r.resource.canonical) for r in app.web.web_app.router.routes() if r.method != "HEAD"})
+topics = sorted({t for agent in app.agents.values() for t in getattr(agent.channel, "topics", ())})
+print(json.dumps({"routes": routes, "topics": topics}))
+"""
+
+
+@pytest.fixture(scope="module")
+def surface(deployment) -> dict:
+    done = subprocess.run([sys.executable, "-c", SURFACE], cwd=ROOT, env=deployment.env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert ["GET", "/queues/{queue}/metrics"] in found["routes"] and deployment.topic("qapp-events") in found["topics"]
+    return found
+
+
+def test_the_surface_is_found_by_walking_the_app(surface, deployment):
+    assert len(surface["routes"]) >= 10
+    assert {deployment.topic("qapp-events"), f"{deployment.name}-cc-events", f"{deployment.name}-cc-queues"} <= set(surface["topics"])
+
+
+segments = st.one_of(
+    st.sampled_from(["support", "SIP/7", "x" * 300, "..", "%2e%2e", "%00", "очередь", "a b", "🙂", "%ZZ", ""]),
+    st.text(min_size=0, max_size=40),
+)
+values = st.one_of(
+    st.sampled_from(["NaN", "-inf", "1e309", "1795342520000000000", "", "0", "-1", "1700000000", "yesterday", "%00",
+                     "9" * 400]),
+    st.floats(allow_nan=True, allow_infinity=True).map(str), st.integers(-10**20, 10**20).map(str), st.text(max_size=30),
+)
+queries = st.dictionaries(st.sampled_from(["since", "until", "queue", "limit", "cursor", "id", "x"]), values, max_size=4)
+tokens = st.sampled_from([None, MANAGER, SERVICE, "test-operator-token", "nonsense", "", "Bearer"])
+bodies = st.one_of(st.none(), st.binary(max_size=200), st.text(max_size=200).map(str.encode),
+                   st.dictionaries(st.text(max_size=8), st.one_of(st.integers(-2**63, 2**63 - 1), st.text(max_size=8)), max_size=4)
+                   .map(orjson.dumps))
+methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"])
+
+
+def fill(pattern: str, data) -> str:
+    parts = []
+    for part in pattern.split("/"):
+        if part.startswith("{") and part.endswith("}"):
+            parts.append(quote(data.draw(segments), safe="%"))
+        else:
+            parts.append(part)
+    return "/".join(parts)
+
+
+def send(url: str, method: str, path: str, query: dict, token, body) -> tuple[int, bytes, float]:
+    """One request over a raw socket (so odd paths go out as they are); status, body, seconds."""
+    host, port = url.removeprefix("http://").split(":")
+    target = path + ("?" + "&".join(f"{quote(k)}={quote(v, safe='')}" for k, v in query.items()) if query else "")
+    head = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    if token is not None:
+        head.append(f"Authorization: Bearer {token}")
+    if body is not None:
+        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    raw = ("\r\n".join(head) + "\r\n\r\n").encode("utf-8") + (body or b"")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    took = time.monotonic() - started
+    status_line, _, rest = data.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2], took
+
+
+def test_every_route_answers_any_request_quickly_in_the_error_shape(surface, worker):
+    routes = [tuple(r) for r in surface["routes"]]
+
+    @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(routes), methods, queries, tokens, bodies, st.data())
+    def one(route, method, query, token, body, data):
+        _, pattern = route
+        path = fill(pattern, data)
+        status, payload, took = send(worker.url, method, path, query, token, body)
+        where = f"{method} {path} {query} -> {status} {payload[:200]!r}"
+        assert took < 1.0, where
+        assert status < 500 or (status == 503 and pattern == "/ready"), where
+        if status >= 400:
+            error = orjson.loads(payload)["error"]
+            assert error["code"] and error["message"], where
+
+    one()
+    assert http_get(worker.url + "/health", timeout=2)[0] == 200
+
+
+POISON = [b"", b"\x00\xff\xfe", b"null", b"[]", b"{}", b"[1, 2]", b'[["CallEntered", {}]]',
+          b'[["CallEntered", {"time": "soon", "callid": 1, "queue": null, "callerid": "", "position": 1}]]',
+          b'[["StreamMark", {"source": 0, "via": -1, "time": 1e999}]]', b'[["Nope", {}]]', b"9" * 20_000, None]
+
+
+def test_poison_on_every_consumed_topic_is_dead_lettered_once_and_the_worker_keeps_going(surface, deployment, worker):
+    letters_before = len(consume_all(deployment.broker.bootstrap, deployment.topic("dead-letters")))
+    for topic in surface["topics"]:
+        produce(deployment.broker.bootstrap, topic, [(f"poison-{k}".encode(), value) for k, value in enumerate(POISON)])
+    want = letters_before + len(POISON) * len(surface["topics"])
+
+    deadline = time.monotonic() + 60
+    while True:
+        got = consume_all(deployment.broker.bootstrap, deployment.topic("dead-letters"))
+        if len(got) >= want or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    poison = [orjson.loads(v) for _, v in got[letters_before:]]
+    by_topic = {}
+    for letter in poison:
+        by_topic.setdefault(letter["source_topic"], []).append(letter)
+    counts = {t: sorted(l["key"] for l in v) for t, v in by_topic.items()}
+    assert {t: len(v) for t, v in counts.items()} == {t: len(POISON) for t in surface["topics"]}, counts
+    assert all(letter["reason"] for letter in poison)
+    assert http_get(worker.url + "/health", timeout=2)[0] == 200
+    status, body = http_get(worker.url + "/queues/status", MANAGER)
+    assert status == 200

@@ -1,0 +1,98 @@
+"""One validation path for what a request carries: query parameters and path ids.
+
+Every view reads its query through `query(request, Model)`: a pydantic model per
+view, with bounds (finite numbers, epoch seconds within 2000..2100, a time range of
+at most 31 days). A bad value is `ApiError(400, "bad_request")` naming the parameter,
+so no view ever loops over, or stores, a value nobody checked.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Mapping, Optional, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from web.errors import ApiError
+
+__all__ = ["EPOCH_MAX", "EPOCH_MIN", "Identifier", "MAX_RANGE_S", "Query", "TimeRange", "identifier", "query"]
+
+EPOCH_MIN = 946_684_800.0  # 2000-01-01T00:00:00Z
+EPOCH_MAX = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+MAX_RANGE_S = 31 * 86400
+MAX_ID_CHARS = 256
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+EpochSeconds = Annotated[float, Field(ge=EPOCH_MIN, le=EPOCH_MAX, allow_inf_nan=False), AfterValidator(_finite)]
+
+
+def _identifier(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > MAX_ID_CHARS:
+        raise ValueError(f"must be at most {MAX_ID_CHARS} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+
+
+class Query(BaseModel):
+    """Base of every query model: unknown parameters are ignored, values are strings."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TimeRange(Query):
+    """`since`/`until` in epoch seconds, since <= until, at most 31 days apart."""
+
+    since: EpochSeconds
+    until: EpochSeconds
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TimeRange":
+        if self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        if self.until - self.since > MAX_RANGE_S:
+            raise ValueError(f"since and until are at most {MAX_RANGE_S} s (31 days) apart")
+        return self
+
+
+def query(request: Any, model: type[M], defaults: Optional[Mapping[str, Any]] = None) -> M:
+    """The request's query parsed by `model` (`defaults` fill parameters absent or empty)."""
+    given = {name: value for name, value in request.query.items() if name in model.model_fields and value != ""}
+    return parse(model, {**(defaults or {}), **given}, "query parameter")
+
+
+def identifier(value: str, name: str) -> str:
+    """A path id (queue, operator, ...): non-empty, bounded, printable."""
+    try:
+        return _identifier(value)
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"path parameter '{name}' {exc}") from None
+
+
+def parse(model: type[M], values: Mapping[str, Any], what: str) -> M:
+    try:
+        return model.model_validate(dict(values))
+    except ValidationError as exc:
+        raise ApiError(400, "bad_request", _describe(exc, what)) from None
+
+
+def _describe(exc: ValidationError, what: str) -> str:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    message = first.get("msg", "is invalid").removeprefix("Value error, ")
+    given = first.get("input")
+    shown = f" (got {given!r})" if isinstance(given, (str, int, float)) and len(repr(given)) <= 80 else ""
+    return f"{what} '{where}': {message}{shown}" if where else f"{what}s: {message}"
