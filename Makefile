@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 KAFKA_PORT ?= 9092
 JARS := dev/kafka/target/dependency/.resolved
 
-.PHONY: install broker broker-stop run test unit bench bench-peer chromium clean
+.PHONY: install broker broker-stop run test unit lint bench bench-peer chromium clean
 
 install: $(VENV)/.installed
 
@@ -36,8 +36,14 @@ chromium:
 run: install $(JARS)
 	@KAFKA_PORT=$(KAFKA_PORT) dev/run.sh
 
-test: install $(JARS) chromium
+test: install $(JARS) chromium lint
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# the habits' gate: lint and import order everywhere, types in app/ and tables/ (pyproject.toml)
+lint: install
+	@echo "== ruff and mypy"
+	@$(VENV)/bin/ruff check app tables agents web bench
+	@$(VENV)/bin/mypy
 
 unit: install
 	@$(PY) -m pytest -q -p no:cacheprovider tests/unit

@@ -14,23 +14,32 @@ once. `StreamMark`s travel the same paths and tell the stages what time it is in
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
-from app import codec, metrics
-from app.batching import BatchedTable, Outbox, take_ready
-from app.main import app, calls_table, operators_table, queues_table, settings, topics, windows_table
 from agents.common import Every, dead_letter, dead_letter_body, dead_letter_key, input_tracker, items_in_partition
 from agents.housekeeping import SOURCE, input_partitions
+from app import codec, metrics
+from app.batching import BatchedTable, Outbox, take_ready
+from app.main import app, settings
+from app.partitioner import partition_of
 from tables.callcenter import queue_log
 from tables.callcenter.calls import CallState, CallSwept, apply_call_event, past_retention
 from tables.callcenter.events import Ignored, MalformedEvent
 from tables.callcenter.operators import OperatorState, OperatorSwept, apply_operator_event, needs_sweep
 from tables.callcenter.queues import QueueState, WindowSchedule, apply_changes, close_windows, place_facts, sweep_lost_calls
-from app.partitioner import partition_of
 from tables.callcenter.routing import destinations, implausible_time, is_call_event, is_operator_event
-from tables.callcenter.views import call_view, operator_view, queue_status_view, recent_window_starts, window_summary
+from tables.callcenter.store import (
+    calls_table,
+    local_windows,
+    operators_table,
+    queues_table,
+    recent_windows,
+    topics,
+    windows_table,
+)
+from tables.callcenter.views import call_view, operator_view, queue_status_view
 from tables.callcenter.watermarks import StreamMark, low_watermark
-from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key, window_start
+from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key
 
 SCHEDULE = WindowSchedule(settings.window_s, settings.window_grace_s, settings.windows_kept_s)
 OPERATOR_SWEEP_EVERY_S = 5.0
@@ -334,36 +343,3 @@ class Queues:
 @app.agent(topics.cc_queues, concurrency=1)
 async def track_queues(stream):
     await process_envelopes(stream, "cc-queues", Queues)
-
-
-def local_windows(queue: str, now: float, windows: Any = windows_table) -> Iterator[WindowAgg]:
-    """This worker's windows of `queue` for the last 15 minutes (the queue must be local),
-    from the table or from a batch's overlay of it."""
-    for start in recent_window_starts(now, settings.window_s):
-        window = windows.get(window_key(queue, start))
-        if window is not None:
-            yield window
-
-
-class RecentWindows:
-    """`current_window` and `last_15m` of each local queue as the API shows them: made once
-    per queue and current window, again after the queue stage wrote one of its windows,
-    and after a rebalance (a status request for 500 queues would read 7,500 windows)."""
-
-    def __init__(self) -> None:
-        self.summaries: dict[str, tuple[float, int, dict]] = {}
-
-    def of(self, queue: str, now: float) -> dict:
-        current = window_start(now, settings.window_s)
-        known = self.summaries.get(queue)
-        if known is not None and known[0] == current and known[1] == windows_table.generation:
-            return known[2]
-        summary = window_summary(local_windows(queue, now), now, settings.window_s)
-        self.summaries[queue] = (current, windows_table.generation, summary)
-        return summary
-
-    def changed(self, queue: str) -> None:
-        self.summaries.pop(queue, None)
-
-
-recent_windows = RecentWindows()

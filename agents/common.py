@@ -178,6 +178,11 @@ def consumer_backlog(app: faust.App, topic_names: tuple[str, ...]) -> int:
     return total
 
 
+def consumed_topics(app: faust.App) -> tuple[str, ...]:
+    """Every topic an agent of this app reads (each domain's inputs and internal topics)."""
+    return tuple(sorted({name for agent in app.agents.values() for name in getattr(agent.channel, "topics", ())}))
+
+
 def items_in_partition(table, partition: int, partition_of) -> Iterator[tuple[str, Any]]:
     """The (key, state) pairs of one partition of a StateTable (its keys were produced by key)."""
     for key, state in table.items():

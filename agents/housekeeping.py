@@ -10,16 +10,16 @@ from __future__ import annotations
 import logging
 import time
 
+from agents.common import consumed_topics, consumer_backlog, input_tracker
 from app import metrics
 from app.codec import pack
+from app.main import app, settings
 from app.state import StateTable
-from app.main import app, settings, topics
-from agents.common import consumer_backlog, input_tracker
+from tables.callcenter.store import topics
 from tables.callcenter.watermarks import PartitionProgress, StreamMark, input_lag_s, source_mark
 
 log = logging.getLogger(__name__)
 SOURCE = -1  # `via` of a mark sent straight from the input partition
-STAGE_TOPICS = tuple(t.get_topic_name() for t in (topics.qapp_events, topics.cc_events, topics.cc_queues))
 
 
 def owned(topic_name: str):
@@ -49,7 +49,7 @@ async def send_stream_marks() -> None:
     input_tracker.lag_s = max(lags) if lags else None
     metrics.stage_rates.refresh(now)
     # the input may be read while later stages still work through a backlog: stale too
-    input_tracker.backlog = consumer_backlog(app, STAGE_TOPICS)
+    input_tracker.backlog = consumer_backlog(app, consumed_topics(app))
     input_tracker.stale = (input_tracker.lag_s is not None and input_tracker.lag_s > settings.stale_after_s) or (
         input_tracker.backlog > settings.stale_backlog_records
     )

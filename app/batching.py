@@ -12,7 +12,7 @@ the envelope concerns: the partition a Faust RocksDB table takes a write's parti
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Generic, Iterable, Optional, TypeVar
+from typing import Any, AsyncIterator, Generic, Optional, TypeVar
 
 import faust
 
@@ -39,7 +39,7 @@ def envelopes_of(messages: list[Any]) -> list[bytes]:
     return envelopes_of(messages[:half]) + envelopes_of(messages[half:])
 
 
-async def take_ready(stream: faust.StreamT, max_events: int) -> AsyncIterator[list[faust.EventT]]:
+async def take_ready(stream: Any, max_events: int) -> AsyncIterator[list[faust.EventT]]:
     """Batches of up to `max_events` events: a batch ends when it is full, or when the
     stream has nothing buffered and Kafka holds nothing more for the batch's partitions.
 
@@ -165,11 +165,11 @@ class Outbox:
                 for value in envelopes_of(messages[first : first + MAX_ENVELOPE_MESSAGES]):
                     await send(topic, None, value, partition, None, None)
                     sent[topic] = sent.get(topic, 0) + 1
-        for (topic, key), value in self.latest_values.items():
-            await send(topic, key.encode(), value, None, None, None)  # partitioned by key
+        for (topic, text_key), latest in self.latest_values.items():
+            await send(topic, text_key.encode(), latest, None, None, None)  # partitioned by key
             sent[topic] = sent.get(topic, 0) + 1
-        for topic, key, value in self.records:
-            await send(topic, key, value, None, None, None)
+        for topic, raw_key, raw_value in self.records:
+            await send(topic, raw_key, raw_value, None, None, None)
             sent[topic] = sent.get(topic, 0) + 1
         for name, count in sent.items():
             metrics.events_out.labels(name).inc(count)

@@ -2,8 +2,9 @@
 
 A record of an internal topic is an envelope of many messages (app/batching.py): the
 frozen dataclasses of `tables/` as `[["<ClassName>", {...fields}], ...]` (`pack`);
-`unpack` turns them back into instances. orjson serialises dataclasses natively, which
-keeps the hot path cheap.
+`unpack` turns them back into instances, each field checked against its annotation.
+A domain registers the types it puts on internal topics (`register_types`, in its
+`store.py`). orjson serialises dataclasses natively, which keeps the hot path cheap.
 """
 
 from __future__ import annotations
@@ -14,27 +15,6 @@ from typing import Any, Callable, Iterable
 
 import orjson
 from faust.serializers import codecs
-
-from tables.callcenter import calls, events, operators, queues, watermarks, windows
-
-_MESSAGE_CLASSES = (
-        events.CallEntered,
-        events.CallRingNoAnswer,
-        events.CallConnected,
-        events.CallCompleted,
-        events.CallTransferred,
-        events.CallLeftUnanswered,
-        events.MemberAdded,
-        events.MemberRemoved,
-        events.MemberPaused,
-        events.AgentLoggedIn,
-        calls.WaitingChange,
-        calls.CallSwept,
-        operators.MemberChange,
-        operators.OperatorSwept,
-        watermarks.StreamMark,
-        windows.WindowFact,
-)
 
 
 def _field_check(hint: Any) -> Callable[[Any], bool]:
@@ -73,7 +53,7 @@ def _builder(cls: type) -> Callable[[Any], Any]:
     return build
 
 
-_MESSAGE_TYPES: dict[str, Callable[[Any], Any]] = {cls.__name__: _builder(cls) for cls in _MESSAGE_CLASSES}
+_MESSAGE_TYPES: dict[str, Callable[[Any], Any]] = {}  # class name -> checked builder
 
 
 def register_types(types: Iterable[type]) -> None:

@@ -1,24 +1,28 @@
-"""The Faust application: created once here, with its topics and tables.
+"""The Faust application: created once here; the domains attach themselves to it.
 
-`python -m app worker` (or `faust -A app.main worker`) runs it. Agents in `agents/`
-and views in `web/` attach themselves to `app` when imported at the bottom.
+`python -m app worker` (or `faust -A app.main worker`) runs it. `app/` knows no domain:
+Faust's autodiscovery imports every module of `agents/` and `web/` when a worker starts,
+and each domain declares its own topics, tables and message types in
+`tables/<domain>/store.py` with the factories here and in `app/topics.py`.
 """
 
 from __future__ import annotations
+
+from typing import Any, Callable
 
 import faust
 
 from app import codec  # noqa: F401  (registers the orjson codec)
 from app.fastdrain import FastDrainTransport
 from app.logs import configure_logging, worker_logging_config
-from app.settings import Settings, get_settings
-from app.state import UNBOUNDED, StateTable
-from app.topics import Topics, ensure_topics
-from tables.callcenter.calls import CallState
-from tables.callcenter.operators import OperatorState
-from tables.callcenter.queues import QueueState
 from app.partitioner import key_partitioner, partition_of
-from tables.callcenter.windows import WindowAgg
+from app.settings import Settings, get_settings
+from app.state import StateTable
+from app.topics import dead_letters_topic, ensure_topics
+
+__all__ = ["DOMAIN_PACKAGES", "app", "create_app", "dead_letters", "settings", "state_table"]
+
+DOMAIN_PACKAGES = ["agents", "web"]  # every module in them is imported when a worker starts
 
 
 class SwitchboardApp(faust.App):
@@ -63,20 +67,21 @@ def create_app(settings: Settings) -> faust.App:
         producer_max_request_size=settings.producer_max_request_size,
         producer_partitioner=key_partitioner,
         logging_config=worker_logging_config(settings),
+        autodiscover=DOMAIN_PACKAGES,
+        origin="app.main",  # else the CLI guesses one from argv[0] and autodiscovery looks for it
     )
 
-
-WINDOW_CACHE_KEYS = 50_000  # open windows and their ledgers, the last 15 minutes' windows
 
 settings = get_settings()
 configure_logging(settings)
 app = create_app(settings)
-topics = Topics.declare(app, settings)
+dead_letters = dead_letters_topic(app, settings)
 
 
-def table(name: str, decode, cache_keys: int = 0) -> StateTable:
-    """A changelog-backed RocksDB table of one kind of state, text keys."""
-    table = app.Table(name, partitions=settings.partitions)
+def state_table(name: str, decode: Callable[[Any], Any], cache_keys: int = 0) -> StateTable:
+    """A changelog-backed RocksDB table of one kind of state, text keys, partitioned like
+    the stream that writes it (`app.partitioner`)."""
+    table: Any = app.Table(name, partitions=settings.partitions)
     # Faust tables take their serializers from key/value types, never from a schema; raw
     # keys matter: the router hashes the serialized key to find a key's owner, and that
     # must agree with the partition the key's stream was produced to.
@@ -84,21 +89,3 @@ def table(name: str, decode, cache_keys: int = 0) -> StateTable:
     changelog = table.changelog_topic  # made (with json) when the table was registered
     changelog.key_serializer = changelog.value_serializer = "raw"
     return StateTable(table, decode, lambda key: partition_of(key, settings.partitions), cache_keys)
-
-
-def _window_or_ledger(value: object) -> WindowAgg | frozenset:
-    return WindowAgg.from_json(value) if isinstance(value, dict) else frozenset(value)
-
-
-# One table per kind of thing, keyed like the stream that writes it.
-calls_table = table("cc-calls", CallState.from_json)
-operators_table = table("cc-operators", OperatorState.from_json, cache_keys=UNBOUNDED)
-queues_table = table("cc-queues", QueueState.from_json, cache_keys=UNBOUNDED)
-# A queue's windows ("queue|start") and their ledgers of counted facts ("queue|start|bucket")
-# share one table, so their writes land in order (see windows.FactCounter).
-windows_table = table("cc-windows", _window_or_ledger, cache_keys=WINDOW_CACHE_KEYS)
-
-import agents.callcenter  # noqa: E402,F401
-import agents.housekeeping  # noqa: E402,F401
-import web.callcenter  # noqa: E402,F401
-import web.operations  # noqa: E402,F401

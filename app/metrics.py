@@ -17,7 +17,8 @@ events_ignored = Counter(
     ["event", "known"], registry=REGISTRY,
 )
 processing_seconds = Histogram(
-    "switchboard_processing_seconds", "Time to process one batch of records (one envelope), per stage", ["stage"], registry=REGISTRY,
+    "switchboard_processing_seconds", "Time to process one batch of records (one envelope), per stage", ["stage"],
+    registry=REGISTRY,
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
 )
 event_delay_seconds = Gauge(

@@ -4,7 +4,7 @@ orjson bytes (orjson writes dataclasses natively, far faster than dict conversio
 from __future__ import annotations
 
 import sys
-from typing import Callable, Generic, Iterator, Optional, TypeVar
+from typing import Any, Callable, Generic, Iterator, Optional, TypeVar
 
 import faust
 import orjson
@@ -31,7 +31,7 @@ class StateTable(Generic[T]):
         self.decode = decode
         self.partition_of = partition_of
         self.cache_keys = cache_keys
-        self.cache: Optional[dict[str, T]] = {} if cache_keys else None
+        self.cache: Optional[dict[str, Any]] = {} if cache_keys else None  # T, or _ABSENT
         self.keys: dict[int, set[str]] = {}  # partition -> its keys, once listed (see `items_in`)
         self.generation = 0
         StateTable.instances.append(self)
@@ -78,8 +78,10 @@ class StateTable(Generic[T]):
         if key in self.table:
             del self.table[key]
 
-    def _remember(self, key: str, state: T) -> None:
+    def _remember(self, key: str, state: object) -> None:
         cache = self.cache
+        if cache is None:
+            return
         cache[key] = state
         if len(cache) > self.cache_keys:
             del cache[next(iter(cache))]

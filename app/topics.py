@@ -1,74 +1,57 @@
-"""Every topic the service reads or writes, declared once.
+"""Topics: declared by the domains that own them, created before anything writes to them.
 
-Public names come from settings (SPEC.md defaults); internal repartition topics carry
-the app id (`<APP_ID>-cc-events`, ...), so they never clash between deployments. Internal
-topics carry envelopes: one record per batch and partition (app/batching.py).
+A domain declares each topic it reads or writes once (`declare_topic`), with its Kafka
+configs (compacted, retention); `ensure_topics` creates the missing ones at start-up from
+those declarations, so Kafka's auto-creation never makes an output topic with the wrong
+policy. Public names come from settings (SPEC.md defaults); internal topics carry the app
+id (`<APP_ID>-cc-events`), so they never clash between deployments. `dead-letters` is
+shared by every domain and declared here.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import faust
 
 from app.settings import Settings
 
+__all__ = ["WEEK_S", "declare_topic", "dead_letters_topic", "ensure_topics", "topic_specs"]
 
-@dataclass(frozen=True)
-class Topics:
-    qapp_events: faust.TopicT
-    dead_letters: faust.TopicT
-    call_status: faust.TopicT
-    operator_status: faust.TopicT
-    queue_status: faust.TopicT
-    queue_metrics: faust.TopicT
-    cc_events: faust.TopicT  # call events in the call's partition, operator events in the agent's
-    cc_queues: faust.TopicT  # waiting / member / window facts in the queue's partition
-
-    @classmethod
-    def declare(cls, app: faust.App, s: Settings) -> "Topics":
-        def topic(name: str, *, compacted: bool = False, retention_s: float | None = None) -> faust.TopicT:
-            return app.topic(
-                name,
-                partitions=s.partitions,
-                key_serializer="raw",
-                value_serializer="raw",
-                compacting=compacted or None,
-                retention=retention_s,
-                internal=True,  # declare (create) on start; names are ours either way
-            )
-
-        return cls(
-            qapp_events=topic(s.topic_qapp_events),
-            dead_letters=topic(s.topic_dead_letters),
-            call_status=topic(s.topic_call_status, compacted=True),
-            operator_status=topic(s.topic_operator_status, compacted=True),
-            queue_status=topic(s.topic_queue_status, compacted=True),
-            queue_metrics=topic(s.topic_queue_metrics, retention_s=7 * 86400),
-            cc_events=topic(s.internal_topic("cc-events")),
-            cc_queues=topic(s.internal_topic("cc-queues")),
-        )
+WEEK_S = 7 * 86400
+_SPECS: dict[str, dict[str, str]] = {}  # topic name -> Kafka configs, as declared
 
 
-def topic_specs(s: Settings) -> dict[str, dict[str, str]]:
-    """Every topic this service creates, with its Kafka configs."""
-    compacted = {"cleanup.policy": "compact"}
-    week = {"retention.ms": str(7 * 86400 * 1000)}
-    return {
-        s.topic_qapp_events: {},
-        s.topic_dead_letters: week,
-        s.topic_call_status: compacted,
-        s.topic_operator_status: compacted,
-        s.topic_queue_status: compacted,
-        s.topic_queue_metrics: week,
-        s.internal_topic("cc-events"): {},
-        s.internal_topic("cc-queues"): {},
-    }
+def declare_topic(app: faust.App, settings: Settings, name: str, *, compacted: bool = False,
+                  retention_s: float | None = None) -> faust.TopicT:
+    """A raw-bytes topic of `settings.partitions` partitions, created at start-up if missing."""
+    configs: dict[str, str] = {}
+    if compacted:
+        configs["cleanup.policy"] = "compact"
+    if retention_s is not None:
+        configs["retention.ms"] = str(int(retention_s * 1000))
+    _SPECS[name] = configs
+    return app.topic(
+        name,
+        partitions=settings.partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+        compacting=compacted or None,
+        retention=retention_s,
+        internal=True,  # declare (create) on start; names are ours either way
+    )
+
+
+def dead_letters_topic(app: faust.App, settings: Settings) -> faust.TopicT:
+    """Rejected records of every domain (a letter per record, kept a week)."""
+    return declare_topic(app, settings, settings.topic_dead_letters, retention_s=WEEK_S)
+
+
+def topic_specs() -> dict[str, dict[str, str]]:
+    """Every topic declared so far, with its Kafka configs."""
+    return dict(_SPECS)
 
 
 async def ensure_topics(s: Settings) -> list[str]:
-    """Create the missing topics (compacted where SPEC.md says so) before anything writes
-    to them, so Kafka's auto-creation never makes an output topic with the wrong policy."""
+    """Create the declared topics that are missing; the names created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -78,7 +61,7 @@ async def ensure_topics(s: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name, s.partitions, s.replication_factor, topic_configs=configs)
-            for name, configs in topic_specs(s).items()
+            for name, configs in topic_specs().items()
             if name not in existing
         ]
         if missing:

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -44,7 +44,8 @@ from tables.callcenter import queue_log
 from tests.harness import MANAGER, ROOT, Broker, Deployment, Worker, free_port, http_get, produce
 
 HERE = Path(__file__).parent
-FACT_EVENTS = {"ENTERQUEUE", "CONNECT", "COMPLETEAGENT", "COMPLETECALLER", "ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY"}
+FACT_EVENTS = {"ENTERQUEUE", "CONNECT", "COMPLETEAGENT", "COMPLETECALLER", "ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY",
+               "EXITWITHKEY"}
 BASELINE_EVENTS_PER_S = 269  # the pipeline before this table existed (2026-11-22, one worker)
 GOALS = {
     "pipeline_ratio": ("pipeline ÷ bare Faust agent", 0.5, ">="),
@@ -484,7 +485,8 @@ def main() -> int:
         broker.stop()
     result["bench_seconds"] = round(time.monotonic() - began)
     result["goals"] = {key: {"what": what, "goal": goal, "value": result.get(key),
-                             "met": None if result.get(key) is None else (result[key] >= goal if op == ">=" else result[key] <= goal)}
+                             "met": None if result.get(key) is None
+                             else (result[key] >= goal if op == ">=" else result[key] <= goal)}
                        for key, (what, goal, op) in GOALS.items()}
     print(json.dumps(result, indent=2))
     if not args.no_write and not args.quick:
@@ -512,7 +514,8 @@ def write_readme(r: dict) -> None:
         for key, row in t["rows"].items():
             table.append(f"| {names[key]} | {row['events_per_s']:,} | {row['ratio_to_bare']:.2f} |")
         peer = r.get("peer", {})
-        what = "peer: Quix Streams" + (f" {peer['version']}" if peer.get("version") else "") + ", repartition + 60 s tumbling count"
+        version_of = f" {peer['version']}" if peer.get("version") else ""
+        what = f"peer: Quix Streams{version_of}, repartition + 60 s tumbling count"
         if peer.get("status") == "measured":
             table.append(f"| {what} | {peer['events_per_s']:,} | {peer['ratio_to_bare']:.2f} |")
         else:
@@ -525,7 +528,8 @@ def write_readme(r: dict) -> None:
         met = "—" if g["met"] is None else ("yes" if g["met"] else "**no**")
         table.append(f"| {g['what']} | {op} {g['goal']} | {value} | {met} |")
     if "latency" in r:
-        table += ["", "| latency run | rate asked | rate sent | probes | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|---|"]
+        table += ["", "| latency run | rate asked | rate sent | probes | p50 ms | p99 ms | max ms |",
+                  "|---|---|---|---|---|---|---|"]
         for rate, run in r["latency"].items():
             table.append(f"| {rate} ev/s | {run['rate_asked']} | {run['rate_sent']} | {run['probes']} | {run['p50_ms']} | "
                          f"{run['p99_ms']} | {run['max_ms']} |")

@@ -12,10 +12,10 @@ from urllib.parse import quote
 
 from faust import web
 
-from agents.callcenter import recent_windows
 from agents.common import input_tracker
-from app.main import app, operators_table, queues_table, settings, windows_table
+from app.main import app, settings
 from tables.callcenter.queues import QueueState, live_counts, oldest_waiting, with_longest_wait
+from tables.callcenter.store import operators_table, queues_table, recent_windows, windows_table
 from tables.callcenter.views import operator_view
 from tables.callcenter.windows import metrics_view, window_key, window_start
 from web.common import ApiError, ApiView, ask_all, ask_owner
@@ -105,7 +105,8 @@ class QueueMetrics(ApiView):
         asked = query(request, TimeRange, {"since": now - 3600, "until": now})
         since, until = asked.since, asked.until
         if until - since > settings.windows_kept_s:
-            raise ApiError(400, "bad_request", f"at most {settings.windows_kept_s} s of windows are kept; ask for a shorter range")
+            kept = settings.windows_kept_s
+            raise ApiError(400, "bad_request", f"at most {kept} s of windows are kept; ask for a shorter range")
 
         async def local():
             q = _local_queue(queue)

@@ -8,10 +8,10 @@ from pathlib import Path
 from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agents.common import consumed_topics, consumer_backlog
 from app import metrics
-from agents.common import consumer_backlog
-from agents.housekeeping import STAGE_TOPICS
-from app.main import app, calls_table, operators_table, queues_table, windows_table
+from app.main import app
+from app.state import StateTable
 from web.common import ApiError, ApiView
 
 STATIC = Path(__file__).parent / "static"
@@ -50,8 +50,8 @@ class Metrics(ApiView):
     public = True
 
     async def get(self, request: web.Request) -> web.Response:
-        consumer_backlog(app, STAGE_TOPICS)  # refreshes the lag gauges
-        for table in (calls_table, operators_table, queues_table, windows_table):
+        consumer_backlog(app, consumed_topics(app))  # refreshes the lag gauges
+        for table in StateTable.instances:
             try:
                 metrics.table_size.labels(table.name).set(len(table))
             except Exception:  # a table mid-recovery has no size yet

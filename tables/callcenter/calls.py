@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Optional
 
 from tables.callcenter.events import (
+    UNANSWERED_KINDS,
     CallCompleted,
     CallConnected,
     CallEntered,
@@ -19,7 +20,6 @@ from tables.callcenter.events import (
     CallLeftUnanswered,
     CallRingNoAnswer,
     CallTransferred,
-    UNANSWERED_KINDS,
 )
 from tables.callcenter.windows import ANSWERED, COMPLETED, ENTERED, UNANSWERED, WindowFact
 

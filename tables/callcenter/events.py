@@ -8,7 +8,7 @@ named, typed attributes. Everything here is plain data: no Kafka, no clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Union
 
 NONE = "NONE"  # Asterisk's placeholder for "no call id / no queue / no agent"

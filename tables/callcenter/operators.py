@@ -269,7 +269,8 @@ def _flags(op: OperatorState, queue: str) -> tuple[bool, bool, bool]:
     """How `queue` sees `op`: logged in, paused, on a call."""
     membership = op.queues.get(queue)
     logged_in = membership is not None and op.agent_logged_in
-    return logged_in, bool(logged_in and membership.paused), bool(logged_in and op.calls)
+    paused = membership is not None and logged_in and membership.paused
+    return logged_in, bool(paused), bool(logged_in and op.calls)
 
 
 def _view(op: OperatorState, queue: str, now: float) -> MemberChange:

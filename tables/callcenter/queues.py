@@ -15,7 +15,6 @@ from tables.callcenter.calls import LOST, CallSwept, WaitingChange
 from tables.callcenter.operators import MemberChange
 from tables.callcenter.windows import window_start
 
-
 MAX_EXPIRED_SLOTS = 1440
 
 

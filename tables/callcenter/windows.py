@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import dataclass
-from typing import Iterable, Optional, Protocol, Sequence, TypeVar
+from typing import AbstractSet, Iterable, Optional, Protocol, Sequence, TypeVar
 
 ENTERED, ANSWERED, UNANSWERED, COMPLETED = "entered", "answered", "unanswered", "completed"
 
@@ -131,7 +131,8 @@ class FactCounter:
     counted twice, and never marked counted without being counted.
     """
 
-    def __init__(self, windows: Store[WindowAgg], ledgers: Store[frozenset], window_s: int, sl_threshold_s: float) -> None:
+    def __init__(self, windows: Store[WindowAgg], ledgers: Store[AbstractSet[int]], window_s: int,
+                 sl_threshold_s: float) -> None:
         self.windows = windows
         self.ledgers = ledgers
         self.window_s = window_s

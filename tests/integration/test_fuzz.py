@@ -22,13 +22,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness import MANAGER, ROOT, SERVICE, consume_all, http_get, produce, wait_until
+from tests.harness import MANAGER, ROOT, SERVICE, consume_all, http_get, produce
 
 pytestmark = pytest.mark.integration
 
 SURFACE = """
 import json
 from app.main import app
+app.discover()
 routes = sorted({(r.method, r.resource.canonical) for r in app.web.web_app.router.routes() if r.method != "HEAD"})
 topics = sorted({t for agent in app.agents.values() for t in getattr(agent.channel, "topics", ())})
 print(json.dumps({"routes": routes, "topics": topics}))

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from app.ingest import record_key
 from tests.harness import MANAGER, Worker, http_get, produce, wait_until
 from tests.integration.expectations import expect
 from tests.integration.traffic import queue_log_lines
-from app.ingest import record_key
 
 pytestmark = pytest.mark.integration
 WORKER_ENV = {"WINDOW_GRACE_S": 5, "TICK_INTERVAL_S": 0.5}

@@ -14,12 +14,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import tables.callcenter.store  # noqa: F401  (registers the call center's message types)
+from agents.common import DEAD_LETTER_PREFIX_BYTES, dead_letter_body, dead_letter_key
 from app.batching import MAX_ENVELOPE_BYTES, envelopes_of
 from app.codec import unpack
 from tables.callcenter.events import CallEntered
 from web.errors import ApiError, _handle_error_as_json, error_shape
 from web.params import EPOCH_MAX, EPOCH_MIN, MAX_RANGE_S, TimeRange, identifier, query
-from agents.common import DEAD_LETTER_PREFIX_BYTES, dead_letter_body, dead_letter_key
 
 NOW = 1_795_342_520.0
 

@@ -26,9 +26,9 @@ from tables.callcenter.operators import (
     OperatorState,
     OperatorSwept,
     apply_operator_event,
-    needs_sweep,
     day_of,
     member_views,
+    needs_sweep,
     telephony_state,
     time_in_state_today,
 )

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from tables.callcenter.calls import CLOSED, LOST, TALKING, WAITING, CallState, CallSwept, WaitingChange, apply_call_event
 from tables.callcenter.operators import MemberChange, OperatorState, OperatorSwept, apply_operator_event
 from tables.callcenter.queue_log import interpret, parse_line
-from tables.callcenter.windows import window_start
 from tables.callcenter.queues import (
     MAX_EXPIRED_SLOTS,
     Member,
@@ -28,6 +27,7 @@ from tables.callcenter.queues import (
     sweep_lost_calls,
 )
 from tables.callcenter.routing import CALLS, destinations
+from tables.callcenter.windows import window_start
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC; T0 // 60 * 60 = T0 - 20
 W0 = T0 - 20  # the minute window T0 falls in

@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.partitioner import key_partitioner, partition_of
-from tables.callcenter.routing import AGENTS, CALLS, destinations, implausible_time
 from tables.callcenter.events import CallConnected, CallEntered, MemberPaused
+from tables.callcenter.routing import AGENTS, CALLS, destinations, implausible_time
 from tables.callcenter.watermarks import PartitionProgress, input_lag_s, low_watermark, source_mark
 
 NOW = 1_700_000_000.0

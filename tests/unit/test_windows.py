@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import orjson
 
 from tables.callcenter.windows import (
     ANSWERED,
     COMPLETED,
     ENTERED,
+    LEDGER_BUCKETS,
     UNANSWERED,
     FactCounter,
     WindowAgg,
     WindowFact,
-    LEDGER_BUCKETS,
     add_fact,
     fact_digest,
     ledger_key,
