@@ -16,12 +16,13 @@ from __future__ import annotations
 import time
 from typing import Any, Optional
 
-from agents.common import Every, dead_letter, dead_letter_body, dead_letter_key, input_tracker, items_in_partition
-from agents.housekeeping import SOURCE, input_partitions
+from agents.common import Every, dead_letter, dead_letter_body, dead_letter_key, items_in_partition
+from agents.housekeeping import SOURCE
 from app import codec, metrics
 from app.batching import BatchedTable, Outbox, take_ready
 from app.main import app, settings
 from app.partitioner import partition_of
+from app.streamtime import PartitionClock, StreamMark
 from tables.callcenter import queue_log
 from tables.callcenter.calls import CallState, CallSwept, apply_call_event, past_retention
 from tables.callcenter.events import Ignored, MalformedEvent
@@ -30,6 +31,8 @@ from tables.callcenter.queues import QueueState, WindowSchedule, apply_changes, 
 from tables.callcenter.routing import destinations, implausible_time, is_call_event, is_operator_event
 from tables.callcenter.store import (
     calls_table,
+    input_partitions,
+    input_tracker,
     local_windows,
     operators_table,
     queues_table,
@@ -38,7 +41,6 @@ from tables.callcenter.store import (
     windows_table,
 )
 from tables.callcenter.views import call_view, operator_view, queue_status_view
-from tables.callcenter.watermarks import StreamMark, low_watermark
 from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key
 
 SCHEDULE = WindowSchedule(settings.window_s, settings.window_grace_s, settings.windows_kept_s)
@@ -143,20 +145,8 @@ def _last_of_each_partition(done: list[tuple[Any, Optional[float]]]) -> list[tup
 # --- calls and operators ---------------------------------------------------------------------
 
 
-class PartitionClock:
-    """Marks heard by one stage, per partition it owns; in memory (re-heard within a tick)."""
-
-    def __init__(self) -> None:
-        self.marks: dict[int, dict[tuple[int, int], float]] = {}
-
-    def hear(self, partition: int, mark: StreamMark, vias: tuple[int, ...]) -> float | None:
-        marks = self.marks.setdefault(partition, {})
-        marks[(mark.source, mark.via)] = mark.time
-        return low_watermark(marks, input_partitions(), vias)
-
-
-call_clock = PartitionClock()
-queue_clock = PartitionClock()
+call_clock = PartitionClock(input_partitions)
+queue_clock = PartitionClock(input_partitions)
 operator_sweep = Every(OPERATOR_SWEEP_EVERY_S)
 call_retention_sweep = Every(settings.call_retention_sweep_s)
 queue_status_tick = Every(QUEUE_STATUS_EVERY_S)

@@ -1,4 +1,4 @@
-"""What every agent shares: dead-lettering, table key helpers, the worker's input lag."""
+"""What every agent shares: dead-lettering, table key helpers, consumer lag of the consumed topics."""
 
 from __future__ import annotations
 
@@ -6,59 +6,16 @@ import base64
 import hashlib
 import logging
 import time
-from dataclasses import replace
 from typing import Any, Iterator, Optional
 
 import faust
 
 from app import codec, metrics
-from tables.callcenter.watermarks import PartitionProgress
 
 log = logging.getLogger(__name__)
 
 
-class InputTracker:
-    """How far this worker has processed each of its input partitions (route stage)."""
 
-    def __init__(self) -> None:
-        self.partitions: dict[int, PartitionProgress] = {}
-        self.lag_s: Optional[float] = None  # refreshed by the housekeeping timer
-        self.backlog = 0  # records this worker's stages have yet to read
-        self.stale = False
-
-    def processed(self, partition: int, offset: int, event_time: Optional[float], appended_at: Optional[float],
-                  now: float) -> None:
-        """A record's outputs are sent. Its delay is how late it reached Kafka (append time minus
-        event time): the upstream's lag, the same however late or often we read it."""
-        before = self.partitions.get(partition, PartitionProgress())
-        if event_time is None:
-            self.partitions[partition] = replace(before, offset=offset, processed_at=now)
-            return
-        delay = max(0.0, (appended_at or now) - event_time)
-        self.partitions[partition] = PartitionProgress(offset, event_time, delay, now)
-        metrics.event_delay_seconds.set(delay)
-
-    async def fully_read(self, app: faust.App, tp) -> bool:
-        """Every record of `tp` up to its end has been processed and forwarded."""
-        consumer = app.consumer
-        try:
-            end = consumer.highwater(tp)
-        except Exception:  # not fetched yet
-            return False
-        if end is None:
-            return False
-        progress = self.partitions.get(tp.partition)
-        if progress is not None and progress.offset + 1 >= end:
-            return True
-        # nothing processed here since the assignment: fully read if nothing is left to fetch
-        # and nothing fetched is waiting in the stream's buffer
-        if consumer._read_offset.get(tp) is not None:  # faust keeps no public accessor for this
-            return False
-        position = await consumer.position(tp)
-        return position is not None and position >= end
-
-
-input_tracker = InputTracker()
 
 
 class Every:

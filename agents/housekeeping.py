@@ -1,7 +1,7 @@
 """Stream time for the stateful stages, and this worker's input lag.
 
 Tables may only be written from their own stream, so window closing and the staleness
-sweep run inside the stage loops, woken by `StreamMark`s (tables/callcenter/watermarks.py)
+sweep run inside the stage loops, woken by `StreamMark`s (app/streamtime.py)
 that the owner of each input partition sends down the topology once per tick.
 """
 
@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import time
 
-from agents.common import consumed_topics, consumer_backlog, input_tracker
+from agents.common import consumed_topics, consumer_backlog
 from app import metrics
 from app.codec import pack
 from app.main import app, settings
 from app.state import StateTable
-from tables.callcenter.store import topics
-from tables.callcenter.watermarks import PartitionProgress, StreamMark, input_lag_s, source_mark
+from app.streamtime import PartitionProgress, StreamMark, input_lag_s, source_mark
+from tables.callcenter.store import input_tracker, topics
 
 log = logging.getLogger(__name__)
 SOURCE = -1  # `via` of a mark sent straight from the input partition
@@ -53,12 +53,6 @@ async def send_stream_marks() -> None:
     input_tracker.stale = (input_tracker.lag_s is not None and input_tracker.lag_s > settings.stale_after_s) or (
         input_tracker.backlog > settings.stale_backlog_records
     )
-
-
-def input_partitions() -> int:
-    """Partitions of the input topic as the cluster has it (it may be made outside)."""
-    count = app.consumer.topic_partitions(topics.qapp_events.get_topic_name()) if app.consumer else None
-    return count or settings.partitions
 
 
 @app.on_partitions_revoked.connect

@@ -12,10 +12,9 @@ from urllib.parse import quote
 
 from faust import web
 
-from agents.common import input_tracker
 from app.main import app, settings
 from tables.callcenter.queues import QueueState, live_counts, oldest_waiting, with_longest_wait
-from tables.callcenter.store import operators_table, queues_table, recent_windows, windows_table
+from tables.callcenter.store import input_tracker, operators_table, queues_table, recent_windows, windows_table
 from tables.callcenter.views import operator_view
 from tables.callcenter.windows import metrics_view, window_key, window_start
 from web.common import ApiError, ApiView, ask_all, ask_owner

@@ -2,7 +2,7 @@
 
 The queue stage learns about calls (`WaitingChange`), operators (`MemberChange`) and
 window facts (`WindowFact`) from the call and operator stages, and about time from
-stream marks (watermarks.py). Everything the dashboard shows "as of now" is derived from this state by
+stream marks (app/streamtime.py). Everything the dashboard shows "as of now" is derived from this state by
 `live_view`; window contents live in their own table (see windows.py).
 """
 

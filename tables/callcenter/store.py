@@ -13,16 +13,17 @@ import faust
 from app.codec import register_types
 from app.main import app, dead_letters, settings, state_table
 from app.state import UNBOUNDED
+from app.streamtime import InputTracker, StreamMark
 from app.topics import WEEK_S, declare_topic
-from tables.callcenter import calls, events, operators, watermarks, windows
+from tables.callcenter import calls, events, operators, windows
 from tables.callcenter.calls import CallState
 from tables.callcenter.operators import OperatorState
 from tables.callcenter.queues import QueueState
 from tables.callcenter.views import recent_window_starts, window_summary
 from tables.callcenter.windows import WindowAgg, window_key, window_start
 
-__all__ = ["CallCenterTopics", "calls_table", "local_windows", "operators_table", "queues_table", "recent_windows",
-           "topics", "windows_table"]
+__all__ = ["CallCenterTopics", "calls_table", "input_partitions", "input_tracker", "local_windows", "operators_table",
+           "queues_table", "recent_windows", "topics", "windows_table"]
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,19 @@ topics = _declare()
 register_types((
     events.CallEntered, events.CallRingNoAnswer, events.CallConnected, events.CallCompleted, events.CallTransferred,
     events.CallLeftUnanswered, events.MemberAdded, events.MemberRemoved, events.MemberPaused, events.AgentLoggedIn,
-    calls.WaitingChange, calls.CallSwept, operators.MemberChange, operators.OperatorSwept, watermarks.StreamMark,
+    calls.WaitingChange, calls.CallSwept, operators.MemberChange, operators.OperatorSwept, StreamMark,
     windows.WindowFact,
 ))
+
+# how far this worker has read qapp-events: the call center's stream time and freshness
+input_tracker = InputTracker()
+
+
+def input_partitions() -> int:
+    """Partitions of the input topic as the cluster has it (it may be made outside)."""
+    count = app.consumer.topic_partitions(topics.qapp_events.get_topic_name()) if app.consumer else None
+    return count or settings.partitions
+
 
 WINDOW_CACHE_KEYS = 50_000  # open windows and their ledgers, the last 15 minutes' windows
 

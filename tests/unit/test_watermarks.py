@@ -1,4 +1,4 @@
-"""Stream time: marks, low watermarks and input lag (tables/callcenter/watermarks.py)."""
+"""Stream time: marks, low watermarks and input lag (app/streamtime.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.partitioner import key_partitioner, partition_of
+from app.streamtime import PartitionProgress, input_lag_s, low_watermark, source_mark
 from tables.callcenter.events import CallConnected, CallEntered, MemberPaused
 from tables.callcenter.routing import AGENTS, CALLS, destinations, implausible_time
-from tables.callcenter.watermarks import PartitionProgress, input_lag_s, low_watermark, source_mark
 
 NOW = 1_700_000_000.0
 
