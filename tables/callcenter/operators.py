@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time as _time
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from functools import lru_cache
 from typing import Iterable, Optional
 
@@ -26,8 +27,18 @@ from tables.callcenter.events import (
     MemberRemoved,
 )
 
-OFFLINE, AVAILABLE, PAUSED, ON_CALL = "offline", "available", "paused", "on_call"
-STATES = (OFFLINE, AVAILABLE, PAUSED, ON_CALL)
+
+class TelephonyState(StrEnum):
+    """What the queues see of an operator (SPEC.md `operator-status.state`)."""
+
+    OFFLINE = "offline"
+    AVAILABLE = "available"
+    PAUSED = "paused"
+    ON_CALL = "on_call"
+
+
+OFFLINE, AVAILABLE, PAUSED, ON_CALL = TelephonyState
+STATES = tuple(TelephonyState)
 _RECENT_ENDED = 16  # calls ended lately, so a late CONNECT of one is not taken for a new call
 
 OperatorEvent = MemberAdded | MemberRemoved | MemberPaused | AgentLoggedIn | CallConnected | CallCompleted | CallTransferred
@@ -65,7 +76,7 @@ class OperatorState:
     agent_logged_in: bool = True  # chan_agent AGENTLOGOFF makes every membership idle
     agent_login_since: float = 0.0
     ended_calls: tuple[tuple[str, float], ...] = ()  # (call id, end time) of the latest calls
-    state: str = OFFLINE
+    state: TelephonyState = OFFLINE
     state_since: Optional[float] = None
     last_time: float = 0.0
     day: str = ""
@@ -85,6 +96,7 @@ class OperatorState:
                 "queues": {q: Membership(**m) for q, m in d["queues"].items()},
                 "calls": {c: CurrentCall(**v) for c, v in d["calls"].items()},
                 "ended_calls": tuple((c, t) for c, t in d["ended_calls"]),
+                "state": TelephonyState(d["state"]),
             }
         )
 
@@ -137,7 +149,7 @@ def member_views(op: OperatorState) -> tuple[MemberChange, ...]:
     return tuple(_view(op, q, op.last_time) for q in op.queues)
 
 
-def telephony_state(op: OperatorState) -> str:
+def telephony_state(op: OperatorState) -> TelephonyState:
     if op.calls:
         return ON_CALL
     if not op.queues or not op.agent_logged_in:
@@ -152,8 +164,9 @@ def time_in_state_today(op: OperatorState, now: float) -> dict[str, float]:
     totals = dict(op.time_in_state_today_s) if op.day == day_of(now) else {}
     if op.state_since is not None:
         start = max(op.state_since, _midnight(now))
-        totals[op.state] = totals.get(op.state, 0.0) + max(0.0, now - start)
-    return {s: round(totals.get(s, 0.0), 3) for s in STATES}
+        state = str(op.state)  # keys stay plain text in what is stored and sent
+        totals[state] = totals.get(state, 0.0) + max(0.0, now - start)
+    return {str(s): round(totals.get(s, 0.0), 3) for s in STATES}
 
 
 def _apply(op: OperatorState, event: OperatorEvent) -> OperatorState:
@@ -244,7 +257,8 @@ def _settle(before: OperatorState, after: OperatorState, now: float) -> Operator
     totals = dict(after.time_in_state_today_s)
     if before.state_since is not None:
         start = max(before.state_since, _midnight(now))
-        totals[before.state] = totals.get(before.state, 0.0) + max(0.0, now - start)
+        old = str(before.state)  # keys stay plain text in what is stored and sent
+        totals[old] = totals.get(old, 0.0) + max(0.0, now - start)
     return replace(after, state=state, state_since=now, time_in_state_today_s=totals)
 
 
