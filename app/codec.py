@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import typing
+from enum import Enum
 from typing import Any, Callable, Iterable
 
 import orjson
@@ -22,7 +23,12 @@ def _field_check(hint: Any) -> Callable[[Any], bool]:
     args = typing.get_args(hint)
     optional = type(None) in args
     base = next(a for a in args if a is not type(None)) if optional else hint
-    if base is float:
+    if isinstance(base, type) and issubclass(base, Enum):
+        values = frozenset(member.value for member in base)
+
+        def ok(v: Any) -> bool:
+            return type(v) is str and v in values
+    elif base is float:
         def ok(v: Any) -> bool:
             t = type(v)
             return (t is float and math.isfinite(v)) or t is int
@@ -39,8 +45,10 @@ def _field_check(hint: Any) -> Callable[[Any], bool]:
 def _builder(cls: type) -> Callable[[Any], Any]:
     """Makes a `cls` from its JSON fields, after checking each field's type: a record
     someone wrote by hand is refused here, not as a crash deep in a rule."""
-    checks = tuple((name, _field_check(hint)) for name, hint in typing.get_type_hints(cls).items())
+    hints = typing.get_type_hints(cls)
+    checks = tuple((name, _field_check(hint)) for name, hint in hints.items())
     names = frozenset(name for name, _ in checks)
+    enums = tuple((name, hint) for name, hint in hints.items() if isinstance(hint, type) and issubclass(hint, Enum))
 
     def build(fields: Any) -> Any:
         if type(fields) is not dict or fields.keys() != names:
@@ -48,6 +56,8 @@ def _builder(cls: type) -> Callable[[Any], Any]:
         for name, ok in checks:
             if not ok(fields[name]):
                 raise TypeError(f"{cls.__name__}.{name} may not be {fields[name]!r}"[:200])
+        if enums:
+            fields = {**fields, **{name: kind(fields[name]) for name, kind in enums}}
         return cls(**fields)
 
     return build

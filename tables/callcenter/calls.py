@@ -9,6 +9,7 @@ it still re-announces the call's current view, which is idempotent downstream.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
 from typing import Optional
 
 from tables.callcenter.events import (
@@ -23,15 +24,21 @@ from tables.callcenter.events import (
 )
 from tables.callcenter.windows import ANSWERED, COMPLETED, ENTERED, UNANSWERED, WindowFact
 
-WAITING, TALKING = "waiting", "talking"
-COMPLETED_STATUS, ABANDONED, EXITED, TRANSFERRED, LOST, CLOSED = (
-    "completed",
-    "abandoned",
-    "exited",
-    "transferred",
-    "lost",
-    "closed",
-)
+
+class CallStatus(StrEnum):
+    """A call's state in `call-status` (SPEC.md)."""
+
+    WAITING = "waiting"
+    TALKING = "talking"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+    EXITED = "exited"
+    TRANSFERRED = "transferred"
+    LOST = "lost"  # waited longer than CALL_WAIT_TIMEOUT_S
+    CLOSED = "closed"  # talked longer than CALL_TALK_TIMEOUT_S
+
+
+WAITING, TALKING, COMPLETED_STATUS, ABANDONED, EXITED, TRANSFERRED, LOST, CLOSED = CallStatus
 OPEN_STATUSES = (WAITING, TALKING)
 
 
@@ -39,7 +46,7 @@ OPEN_STATUSES = (WAITING, TALKING)
 class CallState:
     callid: str
     queue: str
-    status: str
+    status: CallStatus
     entered_at: Optional[float] = None
     answered_at: Optional[float] = None
     ended_at: Optional[float] = None
@@ -58,7 +65,7 @@ class CallState:
 
     @classmethod
     def from_json(cls, d: dict) -> "CallState":
-        return cls(**d)
+        return cls(**{**d, "status": CallStatus(d["status"])})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +85,7 @@ class CallSwept:
     time: float
     callid: str
     queue: str
-    status: str  # LOST (waited too long) | CLOSED (talked too long)
+    status: CallStatus  # LOST (waited too long) | CLOSED (talked too long)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +210,7 @@ def _swept(call: Optional[CallState], sweep: CallSwept) -> CallOutcome:
     return CallOutcome(new, _announce(new))
 
 
-def _unseen(callid: str, queue: str, status: str, **fields) -> CallState:
+def _unseen(callid: str, queue: str, status: CallStatus, **fields) -> CallState:
     """A call whose earlier events were lost: start from what this event tells."""
     return CallState(callid=callid, queue=queue, status=status, **fields)
 

@@ -14,9 +14,20 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import AbstractSet, Iterable, Optional, Protocol, Sequence, TypeVar
 
-ENTERED, ANSWERED, UNANSWERED, COMPLETED = "entered", "answered", "unanswered", "completed"
+
+class FactKind(StrEnum):
+    """What a call event adds to its queue's window."""
+
+    ENTERED = "entered"
+    ANSWERED = "answered"
+    UNANSWERED = "unanswered"
+    COMPLETED = "completed"
+
+
+ENTERED, ANSWERED, UNANSWERED, COMPLETED = FactKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +37,7 @@ class WindowFact:
     fact_id: str  # event:callid:time, stable across replays
     queue: str
     time: float
-    kind: str  # entered | answered | unanswered | completed
+    kind: FactKind
     wait_s: Optional[float] = None  # CONNECT holdtime, or waittime of an unanswered call
     talk_s: Optional[float] = None  # COMPLETE* calltime
     abandoned: bool = False  # ABANDON among the unanswered kinds
