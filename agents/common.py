@@ -15,9 +15,6 @@ from app import codec, metrics
 log = logging.getLogger(__name__)
 
 
-
-
-
 class Every:
     """Says, per partition, whether `every_s` has passed since it last said yes (monotonic)."""
 
@@ -83,13 +80,13 @@ def _letter(message: Any, reason: str) -> dict:
         except UnicodeDecodeError as exc:
             # a prefix cut inside a character is still text up to the cut
             text = prefix[: exc.start].decode("utf-8") if exc.start >= len(prefix) - 3 and len(value) > len(prefix) else None
-    key = message.key
+    key = dead_letter_key(message)
     return {
         "source_topic": message.topic,
         "partition": message.partition,
         "offset": message.offset,
         "timestamp": message.timestamp,
-        "key": (key[:1024].decode("utf-8", "replace") if isinstance(key, (bytes, bytearray)) else key),
+        "key": key.decode("utf-8", "replace") if key is not None else None,
         "reason": reason,
         "value": text,
         "value_b64": base64.b64encode(prefix).decode() if prefix is not None else None,

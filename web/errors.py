@@ -101,7 +101,7 @@ _aiohttp_handle_error = web_protocol.RequestHandler.handle_error
 
 def _handle_error_as_json(self: Any, request: Any, status: int = 500, exc: BaseException | None = None,
                           message: str | None = None) -> aioweb.StreamResponse:
-    response = _aiohttp_handle_error(self, request, status, exc, message)  # logs; may raise ConnectionError
+    _aiohttp_handle_error(self, request, status, exc, message)  # logs it; raises if an answer was already sent
     if status >= 500:
         metrics.http_internal_errors.inc()
         text = "internal error; see the worker log"
@@ -109,7 +109,6 @@ def _handle_error_as_json(self: Any, request: Any, status: int = 500, exc: BaseE
         text = f"{_phrase(status)}: the request could not be parsed ({type(exc).__name__ if exc else 'bad request'})"
     shaped = json_error(status, text)
     shaped.force_close()
-    del response
     return shaped
 
 
