@@ -13,15 +13,19 @@ once. `StreamMark`s travel the same paths and tell the stages what time it is in
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from functools import lru_cache
 from typing import Any, Optional
 
 from agents.common import Every, dead_letter, dead_letter_body, dead_letter_key, items_in_partition
 from agents.housekeeping import SOURCE
 from app import codec, metrics
-from app.batching import BatchedTable, Outbox, take_ready
+from app.batching import BatchedTable, Outbox, in_partition_of, take_ready
 from app.main import app, settings
 from app.partitioner import partition_of
+from app.rawinput import RawInput
 from app.streamtime import PartitionClock, StreamMark
 from tables.callcenter import queue_log
 from tables.callcenter.calls import CallState, CallSwept, apply_call_event, past_retention
@@ -43,14 +47,17 @@ from tables.callcenter.store import (
 from tables.callcenter.views import call_view, operator_view, queue_status_view
 from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key
 
+log = logging.getLogger(__name__)
 SCHEDULE = WindowSchedule(settings.window_s, settings.window_grace_s, settings.windows_kept_s)
 OPERATOR_SWEEP_EVERY_S = 5.0
 QUEUE_STATUS_EVERY_S = 1.0
 ROUTE_BATCH = 4000  # records a route batch takes at most (it takes what is ready)
+STAGE_ENVELOPES = 64  # envelopes a stage takes at most at once (it takes what is ready)
 PARTITIONS = settings.partitions
 ALL_PARTITIONS = tuple(range(PARTITIONS))
 
 
+@lru_cache(maxsize=1 << 17)
 def _partition_of(key: str) -> int:
     return partition_of(key, PARTITIONS)
 
@@ -69,44 +76,65 @@ class StageMeter:
 
 
 async def process_envelopes(stream, stage: str, batch_of) -> None:
-    """The loop of a stage over envelopes: `batch_of(partition)` applies one envelope's
-    messages (`apply_all`), writes what changed (`store`) and has an `outbox` to send.
-    A record that is no envelope is dead-lettered."""
+    """The loop of a stage over envelopes. It takes what is ready (up to STAGE_ENVELOPES),
+    and per partition applies every envelope's messages in order to one `batch_of(partition)`
+    (`apply_all`), writes what changed once (`store`) and sends its `outbox`: the more a
+    backlog gathers, the fewer writes per message. A record that is no envelope is
+    dead-lettered."""
     meter = StageMeter(stage)
-    async for event in stream.events():
+    async for events in take_ready(stream, STAGE_ENVELOPES):
         started = time.perf_counter()
-        try:
-            messages = codec.unpack(event.value)
-        except codec.UndecodableMessage as exc:
-            meter.took_in(1)
-            await dead_letter(topics.dead_letters, event.message, exc.args[0])
-            continue
-        meter.took_in(len(messages))
-        batch = batch_of(event.message.partition)
-        batch.apply_all(messages)
-        batch.store()
-        await batch.outbox.flush()
+        by_partition: dict[int, list[tuple[Any, list[Any]]]] = {}
+        for event in events:
+            try:
+                messages = codec.unpack(event.value)
+            except codec.UndecodableMessage as exc:
+                meter.took_in(1)
+                await dead_letter(topics.dead_letters, event.message, exc.args[0])
+                continue
+            meter.took_in(len(messages))
+            by_partition.setdefault(event.message.partition, []).append((event, messages))
+        for partition, envelopes in by_partition.items():
+            batch = batch_of(partition)
+            with in_partition_of(envelopes[-1][0]):
+                for _, messages in envelopes:
+                    batch.apply_all(messages)
+                batch.store()
+            await batch.outbox.flush()
         meter.seconds.observe(time.perf_counter() - started)
 
 
 # --- route: decode, reject, send each event where its state lives ------------------------------
 
 
-@app.agent(topics.qapp_events, concurrency=1)
-async def route_qapp_events(stream):
-    """Decode queue_log records; route each to the partitions it concerns; reject the bad."""
-    source = settings.topic_qapp_events
-    meter = StageMeter(source)
-    async for events in take_ready(stream, ROUTE_BATCH):
+qapp_input = RawInput(app, topics.qapp_events, ROUTE_BATCH)
+
+
+@app.task
+async def route_qapp_events() -> None:
+    """Decode queue_log records; route each to the partitions it concerns; reject the bad.
+    A batch that raises (a defect, not bad input) stops the worker: nothing of it is
+    acknowledged, so the records are read again."""
+    try:
+        await _route(qapp_input)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("routing qapp-events failed; stopping the worker")
+        await app.crash(exc)
+
+
+async def _route(raw: RawInput) -> None:
+    meter = StageMeter(settings.topic_qapp_events)
+    async for messages in raw.batches():
         started = time.perf_counter()
         outbox = Outbox(app)
         done = []
         now = time.time()
-        for event in events:
-            message = event.message
+        for message in messages:
             event_time = None
             try:
-                parsed = queue_log.interpret(queue_log.decode(event.value))
+                parsed = queue_log.interpret(queue_log.decode(message.value))
                 suspicious = implausible_time(parsed.time, now, settings.max_future_skew_s)
                 if suspicious:
                     raise MalformedEvent(suspicious)
@@ -120,7 +148,7 @@ async def route_qapp_events(stream):
                     for partition in {_partition_of(key) for _, key in destinations(parsed)}:
                         outbox.to_partition(topics.cc_events, partition, parsed)
             done.append((message, event_time))
-        meter.took_in(len(events))
+        meter.took_in(len(messages))
         await outbox.flush()
         # only after its outputs are sent: a stream mark may now vouch for these records
         for message, event_time in _last_of_each_partition(done):

@@ -11,6 +11,7 @@ from typing import Any, Iterator, Optional
 import faust
 
 from app import codec, metrics
+from app.rawinput import raw_inputs
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,10 @@ def consumer_backlog(app: faust.App, topic_names: tuple[str, ...]) -> int:
 
 
 def consumed_topics(app: faust.App) -> tuple[str, ...]:
-    """Every topic an agent of this app reads (each domain's inputs and internal topics)."""
-    return tuple(sorted({name for agent in app.agents.values() for name in getattr(agent.channel, "topics", ())}))
+    """Every topic this app reads: its agents' (each domain's inputs and internal topics)
+    and its raw inputs' (app/rawinput.py)."""
+    names = {name for agent in app.agents.values() for name in getattr(agent.channel, "topics", ())}
+    return tuple(sorted(names | set(raw_inputs(app))))
 
 
 def items_in_partition(table, partition: int, partition_of) -> Iterator[tuple[str, Any]]:

@@ -12,14 +12,17 @@ the envelope concerns: the partition a Faust RocksDB table takes a write's parti
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Generic, Optional, TypeVar
+import weakref
+from contextlib import contextmanager
+from typing import Any, AsyncIterator, Generic, Iterator, Optional, TypeVar
 
 import faust
+import faust.streams
 
 from app import metrics
 from app.codec import pack
 
-__all__ = ["BatchedTable", "Outbox", "take_ready"]
+__all__ = ["BatchedTable", "Outbox", "in_partition_of", "take_ready"]
 
 T = TypeVar("T")
 _DELETED = object()
@@ -37,6 +40,22 @@ def envelopes_of(messages: list[Any]) -> list[bytes]:
         return [value]
     half = len(messages) // 2
     return envelopes_of(messages[:half]) + envelopes_of(messages[half:])
+
+
+@contextmanager
+def in_partition_of(event: faust.EventT) -> Iterator[None]:
+    """Table reads and writes inside the block are in `event`'s partition.
+
+    A Faust RocksDB table takes the partition of a read or a write from the event the
+    stream last yielded (`faust.streams._current_event`, a private context variable: this
+    is the one place that sets it), never from the key. A stage that applies several
+    envelopes of different partitions at once names, for each partition, one of its
+    events. `tests/unit/test_batching.py` pins the private API's shape."""
+    token = faust.streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust.streams._current_event.reset(token)
 
 
 async def take_ready(stream: Any, max_events: int) -> AsyncIterator[list[faust.EventT]]:

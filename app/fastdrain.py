@@ -54,10 +54,12 @@ def delivery_cannot_block(consumer: Any) -> bool:
     conductor = app.topics
     if conductor._tp_to_callback_lock.locked():
         return False
-    for channels in conductor._topic_name_index.values():
-        for channel in channels:
-            if channel.queue.full():
-                return False
+    queues = getattr(conductor, "stream_queues", None)  # RawInputConductor keeps the list
+    if queues is None:
+        queues = [channel.queue for channels in conductor._topic_name_index.values() for channel in channels]
+    for queue in queues:
+        if queue.full():
+            return False
     return True
 
 

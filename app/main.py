@@ -16,6 +16,7 @@ from app import codec  # noqa: F401  (registers the orjson codec)
 from app.fastdrain import FastDrainTransport
 from app.logs import configure_logging, worker_logging_config
 from app.partitioner import key_partitioner, partition_of
+from app.rawinput import RawInputConductor
 from app.settings import Settings, get_settings
 from app.state import StateTable
 from app.topics import dead_letters_topic, ensure_topics
@@ -34,6 +35,9 @@ class SwitchboardApp(faust.App):
         # batch writes thousands at once; they are flushed before every commit anyway.
         self.producer.buffer.max_messages = settings.producer_buffer_max_messages
         await ensure_topics(settings)
+
+    def _new_conductor(self):
+        return RawInputConductor(app=self, beacon=None)  # raw inputs (app/rawinput.py)
 
     def _new_transport(self):
         if get_settings().fast_drain:

@@ -31,7 +31,8 @@ import json
 from app.main import app
 app.discover()
 routes = sorted({(r.method, r.resource.canonical) for r in app.web.web_app.router.routes() if r.method != "HEAD"})
-topics = sorted({t for agent in app.agents.values() for t in getattr(agent.channel, "topics", ())})
+from agents.common import consumed_topics
+topics = sorted(consumed_topics(app))
 print(json.dumps({"routes": routes, "topics": topics}))
 """
 

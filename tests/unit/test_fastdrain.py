@@ -121,3 +121,11 @@ def test_other_waits_go_through_faust(recorder, monkeypatch) -> None:
         return first, second
 
     assert run(go()) == ("slow", "slow") and recorder.slow_calls == 2
+
+
+def test_the_queues_a_raw_input_conductor_keeps_are_the_ones_checked() -> None:
+    full = consumer()
+    full.app.topics.stream_queues = (Queue(), Queue(full=True))
+    assert not delivery_cannot_block(full)
+    full.app.topics.stream_queues = (Queue(),)
+    assert delivery_cannot_block(full)
