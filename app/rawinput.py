@@ -39,7 +39,7 @@ def raw_inputs(app: Any) -> dict[str, "RawInput"]:
     found = getattr(app, "_raw_inputs", None)
     if found is None:
         found = {}
-        app._raw_inputs = found  # type: ignore[attr-defined]
+        app._raw_inputs = found
     return found
 
 
