@@ -44,13 +44,14 @@ from tables.callcenter.store import (
     topics,
     windows_table,
 )
-from tables.callcenter.views import call_view, operator_view, queue_status_view
-from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key
+from tables.callcenter.views import call_view, operator_view, queue_status_view, status_is_news
+from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key, window_start
 
 log = logging.getLogger(__name__)
 SCHEDULE = WindowSchedule(settings.window_s, settings.window_grace_s, settings.windows_kept_s)
 OPERATOR_SWEEP_EVERY_S = 5.0
 QUEUE_STATUS_EVERY_S = 1.0
+QUEUE_STATUS_HEARTBEAT_S = 30.0  # an idle queue's status is sent again this often
 ROUTE_BATCH = 4000  # records a route batch takes at most (it takes what is ready)
 STAGE_ENVELOPES = 64  # envelopes a stage takes at most at once (it takes what is ready)
 PARTITIONS = settings.partitions
@@ -277,6 +278,26 @@ async def track_calls_and_operators(stream):
 # --- queues and their windows -------------------------------------------------------------------
 
 
+class PublishedStatus:
+    """What the queue stage last sent on queue-status per queue (see `status_is_news`), and
+    how many window writes of each queue it has made; forgotten at every rebalance."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, tuple[QueueState, float, int, float]] = {}
+        self.windows_written: dict[str, int] = {}
+
+    def forget(self) -> None:
+        self.last.clear()
+
+
+published_status = PublishedStatus()
+
+
+@app.on_partitions_assigned.connect
+async def forget_published_status(sender, assigned, **kwargs) -> None:
+    published_status.forget()  # a queue that comes back is published afresh
+
+
 class Queues:
     """One envelope of the queue stage: partition `partition` of cc-queues."""
 
@@ -347,12 +368,20 @@ class Queues:
         if q != before:
             self.queues.put(q.queue, q)
         now = time.time()
+        current = window_start(now, settings.window_s)
+        seen = published_status.windows_written.get(q.queue, 0)
+        if not status_is_news(published_status.last.get(q.queue), q, current, seen, now, QUEUE_STATUS_HEARTBEAT_S):
+            return
+        published_status.last[q.queue] = (q, current, seen, now)
         status = queue_status_view(q, local_windows(q.queue, now, self.windows), now, settings.window_s)
         self.outbox.latest(topics.queue_status, q.queue, codec.dumps({"generated_at": now, **status}))
 
     def store(self) -> None:
+        written = published_status.windows_written
         for key in self.windows.pending:
-            recent_windows.changed(key.rsplit("|", 1)[0])
+            queue = key.rsplit("|", 1)[0]
+            recent_windows.changed(queue)
+            written[queue] = written.get(queue, 0) + 1
         self.queues.flush()
         self.windows.flush()  # every window before any ledger bucket
         self.ledgers.flush()

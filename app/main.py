@@ -8,6 +8,7 @@ and each domain declares its own topics, tables and message types in
 
 from __future__ import annotations
 
+import gc
 from typing import Any, Callable
 
 import faust
@@ -34,6 +35,11 @@ class SwitchboardApp(faust.App):
         # whenever more than 100 wait (faust/transport/producer.py, `wait_until_ebb`): a
         # batch writes thousands at once; they are flushed before every commit anyway.
         self.producer.buffer.max_messages = settings.producer_buffer_max_messages
+        # The objects of every imported module live as long as the worker: out of the
+        # cyclic collector's sight, its full collections stop scanning them again and
+        # again (each one a pause of the event loop: 60-130 ms, measured at 3,000 ev/s)
+        gc.freeze()
+        gc.set_threshold(*settings.gc_thresholds)
         await ensure_topics(settings)
 
     def _new_conductor(self):
@@ -93,3 +99,4 @@ def state_table(name: str, decode: Callable[[Any], Any], cache_keys: int = 0) ->
     changelog = table.changelog_topic  # made (with json) when the table was registered
     changelog.key_serializer = changelog.value_serializer = "raw"
     return StateTable(table, decode, lambda key: partition_of(key, settings.partitions), cache_keys)
+

@@ -31,7 +31,7 @@ from faust.types import TP, Message
 
 __all__ = ["RawInput", "RawInputConductor", "raw_inputs"]
 
-GATHER_S = 0.05  # behind (Kafka holds more), wait at most this long for a batch to fill
+GATHER_S = 0.05  # behind (Kafka holds more), wait at most this long for the next record
 
 
 def raw_inputs(app: Any) -> dict[str, "RawInput"]:
@@ -56,6 +56,7 @@ class RawInput:
         self.want = 1  # the buffer size that wakes the reader
         self.ready = asyncio.Event()
         self.paused: set[TP] = set()
+        self.delivered: dict[TP, int] = {}  # the last offset delivered, per partition
         registry = raw_inputs(app)
         if self.name in registry:
             raise ValueError(f"topic {self.name} already has a raw input")
@@ -69,6 +70,7 @@ class RawInput:
         """Called for every fetched message of the topic; never blocks."""
         buffer = self.buffer
         buffer.append(message)
+        self.delivered[message.tp] = message.offset
         size = len(buffer)
         if size >= self.want:
             self.ready.set()
@@ -79,6 +81,7 @@ class RawInput:
     def clear(self) -> None:
         """A rebalance: forget what was not taken yet (it is read again after it)."""
         self.buffer = []
+        self.delivered = {}
         self.want = 1
         self.ready.clear()
         self._resume_fetching()
@@ -93,7 +96,8 @@ class RawInput:
     async def batches(self) -> AsyncIterator[list[Message]]:
         """Batches of up to `max_batch` messages in fetch order. A batch goes on as soon as
         something is buffered, unless Kafka holds more for its partitions (a backlog):
-        then it waits up to GATHER_S for a full batch. Acknowledged after the loop body."""
+        then it takes in what the fetcher delivers as long as more keeps coming within
+        GATHER_S, up to a full batch. Acknowledged after the loop body."""
         app = self.app
         consumer = app.consumer
         flow = app.flow_control
@@ -102,8 +106,9 @@ class RawInput:
             if not self.buffer:
                 await self._wait_for(1, None)
                 continue
-            if len(self.buffer) < self.max_batch and self._more_in_kafka():
-                await self._wait_for(self.max_batch, GATHER_S)
+            while len(self.buffer) < self.max_batch and self._more_in_kafka():
+                if not await self._wait_for(len(self.buffer) + 1, GATHER_S):
+                    break  # Kafka said more, but nothing came: go with what is here
             taken = self.buffer[: self.max_batch]
             del self.buffer[: self.max_batch]
             if len(self.buffer) < self.high_water // 2:
@@ -123,7 +128,8 @@ class RawInput:
             for message in batch:
                 consumer.ack(message)
 
-    async def _wait_for(self, size: int, timeout: Optional[float]) -> None:
+    async def _wait_for(self, size: int, timeout: Optional[float]) -> bool:
+        """Until the buffer holds `size` messages (True) or `timeout` passed (False)."""
         self.want = size
         self.ready.clear()
         try:
@@ -131,18 +137,16 @@ class RawInput:
                 await self.ready.wait()
             else:
                 await asyncio.wait_for(self.ready.wait(), timeout)
+            return True
         except asyncio.TimeoutError:
-            pass
+            return len(self.buffer) >= size
         finally:
             self.want = 1
 
     def _more_in_kafka(self) -> bool:
-        """Kafka has records past the buffer's last of some partition (per the last fetch)."""
-        last: dict[TP, int] = {}
-        for message in self.buffer:
-            last[message.tp] = message.offset
+        """Kafka has records of a partition past the last one delivered (per the last fetch)."""
         consumer = self.app.consumer
-        for tp, offset in last.items():
+        for tp, offset in self.delivered.items():
             if tp in self.paused:
                 continue
             end = consumer.highwater(tp)

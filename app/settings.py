@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # table changelog records that may wait in Faust's producer buffer before the stream
     # stops to flush them (Faust's default, 100, stops it after every batch)
     producer_buffer_max_messages: int = Field(20_000, ge=100)
+    # the cyclic garbage collector's generation thresholds (Python's: 700, 10, 10): a hot
+    # path allocates fast, and each full collection pauses the event loop
+    gc_thresholds: tuple[int, int, int] = (50_000, 20, 20)
     fast_drain: bool = True  # hand a record to the streams without Faust's four tasks when nothing can block (app/fastdrain.py)
     tick_interval_s: float = Field(1.0, gt=0)  # how often time reaches the queue/operator stages
     source_quiet_s: float = Field(2.0, ge=0)  # an input partition read to its end and this long without

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 from tables.callcenter.calls import CallState
 from tables.callcenter.operators import OperatorState, day_of, telephony_state, time_in_state_today
@@ -10,6 +10,18 @@ from tables.callcenter.queues import QueueState, live_view
 from tables.callcenter.windows import WindowAgg, merge, metrics_view, window_start
 
 LAST_MINUTES = 15
+
+
+def status_is_news(last: Optional[tuple[QueueState, float, int, float]], q: QueueState, current_window: float,
+                   windows_seen: int, now: float, heartbeat_s: float) -> bool:
+    """Whether the queue stage publishes `q`'s status again. `last` is what it published
+    last: (the state, the current window's start, the count of the queue's window writes
+    seen, when). An idle queue's status changes with nothing but `generated_at`; it is sent
+    again only as a heartbeat. A waiting call's wait grows every second: sent each tick."""
+    if last is None or q.waiting:
+        return True
+    state, window, seen, at = last
+    return state is not q or window != current_window or seen != windows_seen or now - at >= heartbeat_s
 
 
 def call_view(call: CallState) -> dict:
