@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 KAFKA_PORT ?= 9092
 JARS := dev/kafka/target/dependency/.resolved
 
-.PHONY: install broker broker-stop run test unit lint bench bench-peer chromium clean
+.PHONY: install broker broker-stop run test unit lint bench bench-peer profile chromium clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,11 @@ unit: install
 
 bench: install $(JARS)
 	@$(PY) -m bench.pipeline $(BENCH_ARGS)
+
+# where one worker's time goes during a replay (py-spy, the `profile` extra)
+profile: install $(JARS)
+	@$(PY) -m pip install -q -e '.[profile]'
+	@$(PY) -m bench.profile $(PROFILE_ARGS)
 
 # the optional peer row of `make bench`: Quix Streams in a virtualenv of its own
 # (it pins a pydantic the service does not use)

@@ -8,7 +8,7 @@ it still re-announces the call's current view, which is idempotent downstream.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import Optional
 
@@ -61,11 +61,15 @@ class CallState:
     last_rank: int = -1
 
     def to_json(self) -> dict:
-        return asdict(self)
+        # every field is a plain value: no need of asdict's deep copies (a hot path: call-status)
+        return {name: getattr(self, name) for name in _CALL_FIELDS}
 
     @classmethod
     def from_json(cls, d: dict) -> "CallState":
         return cls(**{**d, "status": CallStatus(d["status"])})
+
+
+_CALL_FIELDS = tuple(f.name for f in fields(CallState))
 
 
 @dataclass(frozen=True, slots=True)

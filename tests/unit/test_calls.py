@@ -665,3 +665,14 @@ def test_only_ended_calls_past_retention_are_forgotten() -> None:
     assert past_retention(ended, T0 + 10 + 86401, 86400)
     assert not past_retention(ended, T0 + 10 + 86399, 86400)
     assert not past_retention(waiting, T0 + 10 * 86400, 86400)  # open calls are the sweep's business
+
+
+def test_a_calls_json_is_its_fields_as_asdict_would_give_them() -> None:
+    import dataclasses
+
+    full = CallState("c1", "support", COMPLETED_STATUS, entered_at=1.0, answered_at=2.0, ended_at=3.0,
+                     callerid="+7900", position=2, agent="PJSIP/1", holdtime_s=1.0, calltime_s=1.0, rings=1,
+                     end_reason="COMPLETEAGENT", last_time=3.0, last_rank=3)
+    for call in (full, CallState("c2", "sales", WAITING)):
+        assert call.to_json() == dataclasses.asdict(call)
+        assert CallState.from_json(call.to_json()) == call
