@@ -67,7 +67,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/profile.txt"))
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "switchboard-profile.txt")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
