@@ -39,10 +39,10 @@ run: install $(JARS)
 test: install $(JARS) chromium lint
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# the habits' gate: lint and import order everywhere, types in app/ and tables/ (pyproject.toml)
+# the habits' gate: lint and import order everywhere (tests too), types in app/ and tables/ (pyproject.toml)
 lint: install
 	@echo "== ruff and mypy"
-	@$(VENV)/bin/ruff check app tables agents web bench
+	@$(VENV)/bin/ruff check app tables agents web bench tests
 	@$(VENV)/bin/mypy
 
 unit: install

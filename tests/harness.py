@@ -217,7 +217,8 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[Optional[bytes],
     return asyncio.run(run())
 
 
-def consume_all(bootstrap: str, topic: str, idle_s: float = 2.0, timeout: float = 30) -> list[tuple[Optional[bytes], Optional[bytes]]]:
+def consume_all(bootstrap: str, topic: str, idle_s: float = 2.0,
+                timeout: float = 30) -> list[tuple[Optional[bytes], Optional[bytes]]]:
     """Every record of `topic` from the beginning, until nothing new arrives for `idle_s`."""
 
     async def run():

@@ -193,7 +193,8 @@ def test_every_queue_chart_draws_its_windows(dashboard, traffic):
         arg=len(traffic), timeout=30_000,
     )
     charts = dashboard.evaluate(
-        "() => [...document.querySelectorAll('[data-testid=\"queue-chart\"]')].map((c) => [c.dataset.queue, c.querySelector('svg.chart') !== null])"
+        "() => [...document.querySelectorAll('[data-testid=\"queue-chart\"]')]"
+        ".map((c) => [c.dataset.queue, c.querySelector('svg.chart') !== null])"
     )
     assert sorted(q for q, _ in charts) == sorted(traffic)
     assert all(drawn for _, drawn in charts), charts
@@ -211,7 +212,9 @@ def test_stale_banner_is_hidden_while_data_is_fresh(dashboard, worker):
 
 def test_rows_are_updated_in_place_not_redrawn(dashboard):
     requests = []
-    listener = lambda request: requests.append(request.url) if "/queues/status" in request.url else None
+    def listener(request) -> None:
+        if "/queues/status" in request.url:
+            requests.append(request.url)
     dashboard.on("request", listener)
     marked = dashboard.evaluate(
         """() => {

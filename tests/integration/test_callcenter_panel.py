@@ -91,11 +91,12 @@ def test_windowed_metrics_equal_the_reference(ingested, worker):
 def test_one_queue_metrics_record_per_closed_window(ingested, worker, deployment):
     lines, _ = ingested
     expected = expect(lines)
-    last_event = max(float(l.split("|")[0]) for l in lines)
+    last_event = max(float(line.split("|")[0]) for line in lines)
     time.sleep(max(0.0, last_event + 60 + 5 + 1.5 - time.time()))  # every window of the file is final by now
 
     def records():
-        got = [orjson.loads(v) for _, v in consume_all(deployment.broker.bootstrap, deployment.topic("queue-metrics"), idle_s=1.5)]
+        records = consume_all(deployment.broker.bootstrap, deployment.topic("queue-metrics"), idle_s=1.5)
+        got = [orjson.loads(v) for _, v in records]
         keys = [(r["queue"], r["start"]) for r in got]
         want = {(q, float(s)) for (q, s) in expected.windows}
         return (set(keys) == want and len(keys) == len(want)) and got
@@ -114,7 +115,7 @@ def test_malformed_lines_go_to_dead_letters_with_a_reason(ingested, deployment):
         return len(got) >= 3 and got
 
     got = wait_until(letters, 30, 1.0, "dead letters")
-    assert sorted(l["value"] for l in got) == sorted(m for m in MALFORMED if m)
+    assert sorted(letter["value"] for letter in got) == sorted(m for m in MALFORMED if m)
     for letter in got:
         assert letter["reason"] and letter["source_topic"] == deployment.topic("qapp-events")
         assert isinstance(letter["offset"], int) and isinstance(letter["partition"], int)

@@ -49,7 +49,8 @@ def surface(deployment) -> dict:
 
 def test_the_surface_is_found_by_walking_the_app(surface, deployment):
     assert len(surface["routes"]) >= 10
-    assert {deployment.topic("qapp-events"), f"{deployment.name}-cc-events", f"{deployment.name}-cc-queues"} <= set(surface["topics"])
+    internal = {f"{deployment.name}-cc-events", f"{deployment.name}-cc-queues"}
+    assert {deployment.topic("qapp-events"), *internal} <= set(surface["topics"])
 
 
 segments = st.one_of(
@@ -64,7 +65,8 @@ values = st.one_of(
 queries = st.dictionaries(st.sampled_from(["since", "until", "queue", "limit", "cursor", "id", "x"]), values, max_size=4)
 tokens = st.sampled_from([None, MANAGER, SERVICE, "test-operator-token", "nonsense", "", "Bearer"])
 bodies = st.one_of(st.none(), st.binary(max_size=200), st.text(max_size=200).map(str.encode),
-                   st.dictionaries(st.text(max_size=8), st.one_of(st.integers(-2**63, 2**63 - 1), st.text(max_size=8)), max_size=4)
+                   st.dictionaries(st.text(max_size=8), st.one_of(st.integers(-2**63, 2**63 - 1), st.text(max_size=8)),
+                                   max_size=4)
                    .map(orjson.dumps))
 methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"])
 
@@ -141,7 +143,7 @@ def test_poison_on_every_consumed_topic_is_dead_lettered_once_and_the_worker_kee
     by_topic = {}
     for letter in poison:
         by_topic.setdefault(letter["source_topic"], []).append(letter)
-    counts = {t: sorted(l["key"] for l in v) for t, v in by_topic.items()}
+    counts = {t: sorted(letter["key"] for letter in v) for t, v in by_topic.items()}
     assert {t: len(v) for t, v in counts.items()} == {t: len(POISON) for t in surface["topics"]}, counts
     assert all(letter["reason"] for letter in poison)
     assert http_get(worker.url + "/health", timeout=2)[0] == 200

@@ -145,7 +145,7 @@ def test_a_huge_and_a_null_record_get_dead_letters_that_fit(deployment, worker):
 
     def letters():
         got = [orjson.loads(v) for _, v in consume_all(deployment.broker.bootstrap, deployment.topic("dead-letters"))]
-        mine = {l["key"]: l for l in got if l["key"] in ("big", "null")}
+        mine = {letter["key"]: letter for letter in got if letter["key"] in ("big", "null")}
         return len(mine) == 2 and mine
 
     mine = wait_until(letters, 30, 0.5, "dead letters of the huge and the null record")

@@ -43,7 +43,7 @@ EARLIER = queue_log_lines(minutes=2, rate=5, seed=7, end=time.time() - 1200)
 def test_every_worker_answers_for_all_queues(deployment, workers):
     lines = EARLIER
     produce(deployment.broker.bootstrap, deployment.topic("qapp-events"), _records(lines))
-    queues = {l.split("|")[2] for l in lines if l.split("|")[4] == "ENTERQUEUE"}
+    queues = {line.split("|")[2] for line in lines if line.split("|")[4] == "ENTERQUEUE"}
 
     for worker in workers:
         body = wait_until(lambda: queues <= {q["queue"] for q in _status(worker)["queues"]} and _status(worker), 60)
