@@ -24,6 +24,12 @@ from tables.callcenter.events import (
 )
 from tables.callcenter.windows import ANSWERED, COMPLETED, ENTERED, UNANSWERED, WindowFact
 
+__all__ = [
+    "ABANDONED", "CLOSED", "COMPLETED_STATUS", "CallOutcome", "CallState", "CallStatus", "CallSwept", "EXITED",
+    "LOST", "OPEN_STATUSES", "TALKING", "TRANSFERRED", "WAITING", "WaitingChange", "apply_call_event",
+    "past_retention",
+]
+
 
 class CallStatus(StrEnum):
     """A call's state in `call-status` (SPEC.md)."""

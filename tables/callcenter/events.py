@@ -11,6 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
+__all__ = [
+    "AgentLoggedIn", "CallCenterEvent", "CallCompleted", "CallConnected", "CallEntered", "CallEvent",
+    "CallLeftUnanswered", "CallRingNoAnswer", "CallTransferred", "Ignored", "MalformedEvent", "MemberAdded",
+    "MemberEvent", "MemberPaused", "MemberRemoved", "NONE", "QueueLogRecord", "UNANSWERED_KINDS",
+]
+
 NONE = "NONE"  # Asterisk's placeholder for "no call id / no queue / no agent"
 
 

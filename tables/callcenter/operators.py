@@ -27,6 +27,12 @@ from tables.callcenter.events import (
     MemberRemoved,
 )
 
+__all__ = [
+    "AVAILABLE", "CurrentCall", "MemberChange", "Membership", "OFFLINE", "ON_CALL", "OperatorEvent",
+    "OperatorOutcome", "OperatorState", "OperatorSwept", "PAUSED", "STATES", "TelephonyState",
+    "apply_operator_event", "day_of", "member_views", "needs_sweep", "telephony_state", "time_in_state_today",
+]
+
 
 class TelephonyState(StrEnum):
     """What the queues see of an operator (SPEC.md `operator-status.state`)."""

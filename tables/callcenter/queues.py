@@ -15,6 +15,12 @@ from tables.callcenter.calls import LOST, CallSwept, WaitingChange
 from tables.callcenter.operators import MemberChange
 from tables.callcenter.windows import window_start
 
+__all__ = [
+    "MAX_EXPIRED_SLOTS", "Member", "QueueState", "WindowSchedule", "apply_changes", "apply_member",
+    "apply_waiting", "close_windows", "live_counts", "live_view", "oldest_waiting", "place_fact", "place_facts",
+    "sweep_lost_calls", "with_longest_wait",
+]
+
 MAX_EXPIRED_SLOTS = 1440
 
 

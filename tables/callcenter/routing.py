@@ -15,6 +15,10 @@ from tables.callcenter.events import (
     MemberRemoved,
 )
 
+__all__ = [
+    "AGENTS", "CALLS", "destinations", "implausible_time", "is_call_event", "is_operator_event",
+]
+
 CALLS, AGENTS = "calls", "agents"
 _CALL_EVENTS = (CallEntered, CallRingNoAnswer, CallConnected, CallCompleted, CallTransferred, CallLeftUnanswered)
 _AGENT_EVENTS = (MemberAdded, MemberRemoved, MemberPaused, AgentLoggedIn, CallConnected, CallCompleted, CallTransferred)

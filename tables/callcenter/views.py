@@ -9,6 +9,11 @@ from tables.callcenter.operators import OperatorState, day_of, telephony_state, 
 from tables.callcenter.queues import QueueState, live_view
 from tables.callcenter.windows import WindowAgg, merge, metrics_view, window_start
 
+__all__ = [
+    "LAST_MINUTES", "call_view", "operator_view", "queue_status_view", "recent_window_starts", "status_is_news",
+    "window_summary",
+]
+
 LAST_MINUTES = 15
 
 
