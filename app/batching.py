@@ -22,7 +22,7 @@ import faust.streams
 from app import metrics
 from app.codec import pack
 
-__all__ = ["BatchedTable", "Outbox", "in_partition_of", "take_ready"]
+__all__ = ["BatchedTable", "Outbox", "in_partition_of", "more_in_kafka", "take_ready"]
 
 T = TypeVar("T")
 _DELETED = object()
@@ -76,7 +76,7 @@ async def take_ready(stream: Any, max_events: int) -> AsyncIterator[list[faust.E
         batch.append(event)
         message = event.message
         last[message.tp] = message.offset
-        if len(batch) >= max_events or (buffered_nothing() and not _more_in_kafka(consumer, last)):
+        if len(batch) >= max_events or (buffered_nothing() and not more_in_kafka(consumer, last)):
             try:
                 yield batch
             finally:
@@ -86,7 +86,7 @@ async def take_ready(stream: Any, max_events: int) -> AsyncIterator[list[faust.E
                 last.clear()
 
 
-def _more_in_kafka(consumer: Any, last: dict[Any, int]) -> bool:
+def more_in_kafka(consumer: Any, last: dict[Any, int]) -> bool:
     """Kafka has records past `last` that this consumer will deliver (its last fetch said so)."""
     for tp, offset in last.items():
         end = consumer.highwater(tp)

@@ -29,6 +29,8 @@ import faust
 from faust.transport.conductor import Conductor
 from faust.types import TP, Message
 
+from app.batching import more_in_kafka
+
 __all__ = ["RawInput", "RawInputConductor", "raw_inputs"]
 
 GATHER_S = 0.05  # behind (Kafka holds more), wait at most this long for the next record
@@ -144,15 +146,9 @@ class RawInput:
             self.want = 1
 
     def _more_in_kafka(self) -> bool:
-        """Kafka has records of a partition past the last one delivered (per the last fetch)."""
-        consumer = self.app.consumer
-        for tp, offset in self.delivered.items():
-            if tp in self.paused:
-                continue
-            end = consumer.highwater(tp)
-            if end is not None and end > offset + 1:
-                return True
-        return False
+        """Kafka has records of an unpaused partition past the last one delivered."""
+        unpaused = {tp: offset for tp, offset in self.delivered.items() if tp not in self.paused}
+        return more_in_kafka(self.app.consumer, unpaused)
 
 
 class RawInputConductor(Conductor):

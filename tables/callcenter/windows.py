@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import AbstractSet, Iterable, Optional, Protocol, Sequence, TypeVar
 
 __all__ = [
-    "ANSWERED", "COMPLETED", "ENTERED", "FactCounter", "FactKind", "LEDGER_BUCKETS", "S", "Store", "UNANSWERED",
+    "ANSWERED", "COMPLETED", "ENTERED", "FactCounter", "FactKind", "LEDGER_BUCKETS", "Store", "UNANSWERED",
     "WindowAgg", "WindowFact", "add_fact", "fact_digest", "ledger_key", "ledger_keys", "merge", "metrics_view",
     "window_key", "window_start",
 ]
