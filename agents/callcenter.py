@@ -189,8 +189,8 @@ class CallsAndOperators:
         self.calls: BatchedTable[CallState] = BatchedTable(calls_table)
         self.operators: BatchedTable[OperatorState] = BatchedTable(operators_table)
         self.outbox = Outbox(app)
-        self.changed_calls: set[str] = set()
-        self.changed_operators: set[str] = set()
+        self.calls_to_publish: set[str] = set()
+        self.operators_to_publish: set[str] = set()
 
     def apply_all(self, messages: list[Any]) -> None:
         for message in messages:
@@ -210,9 +210,12 @@ class CallsAndOperators:
 
     def _call(self, message) -> None:
         outcome = apply_call_event(self.calls.get(message.callid), message)
-        if outcome.changed and outcome.call is not None:
-            self.calls.put(message.callid, outcome.call)
-            self.changed_calls.add(message.callid)
+        if outcome.call is not None:
+            if outcome.changed:
+                self.calls.put(message.callid, outcome.call)
+            # published again even unchanged: a replay after a refused output (app/delivery.py)
+            # finds its state stored but its view never sent
+            self.calls_to_publish.add(message.callid)
         for change in outcome.waiting:  # the queue keeps only a call's latest
             self.outbox.to_partition(topics.cc_queues, _partition_of(change.queue), change, ("w", change.queue, change.callid))
         for fact in outcome.facts:
@@ -222,9 +225,10 @@ class CallsAndOperators:
         outcome = apply_operator_event(before, message)
         if outcome.changed:
             self.operators.put(agent, outcome.operator)
-            self.changed_operators.add(agent)
             if isinstance(message, OperatorSwept) and before is not None and outcome.operator.idle_resets > before.idle_resets:
                 metrics.staleness_resets.labels("operator_offline").inc()
+        if outcome.changed or not isinstance(message, OperatorSwept):
+            self.operators_to_publish.add(agent)  # published again even unchanged (see `_call`)
         for change in outcome.members:  # the queue keeps only an operator's latest view
             self.outbox.to_partition(topics.cc_queues, _partition_of(change.queue), change, ("m", change.queue, change.agent))
         for swept in outcome.swept_calls:
@@ -255,15 +259,15 @@ class CallsAndOperators:
             for callid, call in items_in_partition(calls_table, self.partition, _partition_of):
                 if past_retention(self.calls.get(callid) or call, now, settings.call_retention_s):
                     self.calls.delete(callid)
-                    self.changed_calls.discard(callid)
+                    self.calls_to_publish.discard(callid)
                     self.outbox.latest(topics.call_status, callid, None)
 
     def store(self) -> None:
-        """Write each changed state once and queue its public view (the latest only)."""
+        """Write each changed state once; publish the view of every call and operator touched (the latest only)."""
         now = time.time()
-        for callid in self.changed_calls:
+        for callid in self.calls_to_publish:
             self.outbox.latest(topics.call_status, callid, codec.dumps(call_view(self.calls.get(callid))))
-        for agent in self.changed_operators:
+        for agent in self.operators_to_publish:
             op = self.operators.get(agent)
             self.outbox.latest(topics.operator_status, agent, codec.dumps(operator_view(op, max(now, op.last_time))))
         self.calls.flush()

@@ -22,15 +22,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.services import WaitResults
+
+from app.delivery import GuardedConsumer, GuardedTransport
 
 __all__ = ["FastDrainConsumer", "FastDrainTransport", "delivery_cannot_block"]
 
 _SUSPEND_WAIT = asyncio.Event.wait.__code__  # the code of `self.suspend_flow.wait()`
 
 
-class FastDrainConsumer(faust_aiokafka.Consumer):
+class FastDrainConsumer(GuardedConsumer):
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
         if timeout is None and len(coros) == 2:
             deliver, suspend_wait = coros
@@ -63,5 +64,5 @@ def delivery_cannot_block(consumer: Any) -> bool:
     return True
 
 
-class FastDrainTransport(faust_aiokafka.Transport):
+class FastDrainTransport(GuardedTransport):
     Consumer = FastDrainConsumer

@@ -2,6 +2,10 @@
 
 Lines are sent as they are (the service decodes and dead-letters them), keyed by call
 id, or by agent for call-less events, so each call and each agent stays in order.
+
+Success means Kafka acknowledged every line. A line Kafka never acknowledged (the broker
+away longer than `INGEST_DELIVERY_TIMEOUT_S`) ends the ingest with exit code 1 and says
+so: the upstream sends the file again, and lines the service already has count once.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from pathlib import Path
 from typing import AsyncIterator, Optional
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
+from app.delivery import Deliveries, NotDelivered
 from app.settings import Settings
 
 NONE = "NONE"
@@ -113,9 +119,11 @@ async def ingest_queue_log(settings: Settings, path: Path, follow: bool, speed: 
     if speed is not None and speed <= 0:
         raise SystemExit("--speed must be a positive number")
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=10, acks="all",
-                                max_batch_size=256 * 1024)
+                                max_batch_size=256 * 1024,
+                                request_timeout_ms=int(settings.ingest_delivery_timeout_s * 1000))
     await producer.start()
     progress = Progress(path, quiet or follow)
+    deliveries = Deliveries()
     first_event: Optional[float] = None
     wall_start = time.monotonic()
     try:
@@ -129,12 +137,17 @@ async def ingest_queue_log(settings: Settings, path: Path, follow: bool, speed: 
                     delay = (t - first_event) / speed - (time.monotonic() - wall_start)
                     if delay > 0:
                         await asyncio.sleep(delay)
-            await producer.send(settings.topic_qapp_events, value=line.encode("utf-8", "surrogateescape"),
-                                key=record_key(line))
+            if deliveries.failed:
+                break  # what follows would wait for the same broker: the upstream sends it all again
+            deliveries.watch(await producer.send(settings.topic_qapp_events, key=record_key(line),
+                                                 value=line.encode("utf-8", "surrogateescape")))
             progress.step(line)
         await producer.flush()
     finally:
         await producer.stop()
+    failure = deliveries.failure(f"of {progress.lines} lines sent were")
+    if failure is not None:
+        raise NotDelivered(f"{failure}; send the file again (lines the service already has count once)")
     if not quiet:
         progress.show(time.monotonic(), end="\n")
     return progress.lines
@@ -146,6 +159,13 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     except FileNotFoundError as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 2
+    except NotDelivered as exc:
+        print(f"\ningest: {exc}", file=sys.stderr)
+        return 1
+    except KafkaError as exc:  # cannot connect, or the producer's buffer stayed full
+        print(f"\ningest: Kafka at {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}; "
+              "send the file again (lines the service already has count once)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0 if sent >= 0 else 1

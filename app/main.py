@@ -14,6 +14,7 @@ from typing import Any, Callable
 import faust
 
 from app import codec  # noqa: F401  (registers the orjson codec)
+from app.delivery import GuardedTransport
 from app.fastdrain import FastDrainTransport
 from app.logs import configure_logging, worker_logging_config
 from app.partitioner import key_partitioner, partition_of
@@ -46,9 +47,9 @@ class SwitchboardApp(faust.App):
         return RawInputConductor(app=self, beacon=None)  # raw inputs (app/rawinput.py)
 
     def _new_transport(self):
-        if get_settings().fast_drain:
-            return FastDrainTransport(self.conf.broker_consumer, self)
-        return super()._new_transport()
+        # every output watched until Kafka acknowledges it (app/delivery.py)
+        transport = FastDrainTransport if get_settings().fast_drain else GuardedTransport
+        return transport(self.conf.broker_consumer, self)
 
 
 def create_app(settings: Settings) -> faust.App:

@@ -37,6 +37,10 @@ table_size = Gauge("switchboard_table_keys", "Keys in the active partitions of a
 staleness_resets = Counter(
     "switchboard_staleness_resets_total", "State reset by the staleness sweep, per kind", ["kind"], registry=REGISTRY
 )
+delivery_failures = Counter(
+    "switchboard_delivery_failures_total", "Output records Kafka refused (the worker stops before committing their inputs)",
+    registry=REGISTRY,
+)
 late_events = Counter(
     "switchboard_late_window_events_total", "Window facts that arrived after their window was final", registry=REGISTRY
 )

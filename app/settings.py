@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # table changelog records that may wait in Faust's producer buffer before the stream
     # stops to flush them (Faust's default, 100, stops it after every batch)
     producer_buffer_max_messages: int = Field(20_000, ge=100)
+    # how long `ingest` lets a line wait for Kafka's acknowledgement (while the broker is
+    # away) before it gives up and exits with an error: the upstream then sends it again
+    ingest_delivery_timeout_s: float = Field(40.0, gt=0)
     # the cyclic garbage collector's generation thresholds (Python's: 700, 10, 10): a hot
     # path allocates fast, and each full collection pauses the event loop
     gc_thresholds: tuple[int, int, int] = (50_000, 20, 20)

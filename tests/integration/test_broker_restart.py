@@ -1,9 +1,10 @@
 """The Kafka broker stopped and started again while queue_log lines are being ingested.
 
-A broker of its own (the session's broker serves every other module). An upstream that
-cannot reach Kafka retries its chunk, as a real one would, so some lines arrive twice:
-afterwards the answers must still equal the reference computed from the input (nothing
-lost, nothing counted twice), and `/ready` must come back by itself.
+A broker of its own (the session's broker serves every other module). An ingest whose
+lines Kafka never acknowledged says so and exits with an error; the upstream then retries
+its chunk, as a real one would, so some lines arrive twice: afterwards the answers must
+still equal the reference computed from the input (nothing lost, nothing counted twice),
+and `/ready` must come back by itself.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from tests.integration.expectations import expect
 from tests.integration.traffic import queue_log_lines
 
 pytestmark = pytest.mark.integration
-WORKER_ENV = {"WINDOW_GRACE_S": 5, "TICK_INTERVAL_S": 0.5}
+# an ingest gives up on a line Kafka has not acknowledged after 5 s (40 s by default)
+WORKER_ENV = {"WINDOW_GRACE_S": 5, "TICK_INTERVAL_S": 0.5, "INGEST_DELIVERY_TIMEOUT_S": 5}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,9 @@ def test_a_broker_restart_under_load_loses_nothing_and_counts_nothing_twice(own_
         feeder.start()
         time.sleep(3.0)  # some chunks are in
         own_broker.stop()
-        time.sleep(5.0)
+        # down until the upstream has been told a chunk failed and retries it: the
+        # duplicates (and the chunk in flight when the broker went) this test is about
+        wait_until(lambda: len(attempts) > len(set(attempts)), 120, 0.2, "the upstream to retry a chunk")
         own_broker.start()
         feeder.join(timeout=300)
         assert not feeder.is_alive()
@@ -88,3 +92,24 @@ def test_a_broker_restart_under_load_loses_nothing_and_counts_nothing_twice(own_
             wait_until(windows, 60, 1.0, f"windows of {queue} equal to the reference (each fact once)")
     finally:
         worker.stop()
+
+
+def test_an_ingest_whose_lines_kafka_never_acknowledged_fails_and_says_so(own_broker, tmp_path):
+    deployment = Deployment(broker=own_broker, workdir=tmp_path, extra_env=WORKER_ENV)
+    lines = queue_log_lines(minutes=2, rate=8, seed=7)
+    path = tmp_path / "queue_log"
+    path.write_text("\n".join(lines) + "\n")
+    span = float(lines[-1].split("|")[0]) - float(lines[0].split("|")[0])
+    ingest = subprocess.Popen(  # paced over ~10 s, so the broker goes away mid-file
+        [sys.executable, "-m", "app", "ingest", "queue-log", str(path), "--speed", str(span / 10)],
+        cwd=ROOT, env=deployment.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4.0)
+        own_broker.stop()
+        _, stderr = ingest.communicate(timeout=120)
+    finally:
+        if ingest.poll() is None:
+            ingest.kill()
+        own_broker.start()
+    assert ingest.returncode == 1, stderr[-2000:]
+    assert "not acknowledged by Kafka" in stderr or "send the file again" in stderr, stderr[-2000:]

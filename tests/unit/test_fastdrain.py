@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 from faust.transport.consumer import Consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from app import fastdrain
 from app.fastdrain import FastDrainConsumer, delivery_cannot_block
@@ -74,7 +75,7 @@ class Recorder(FastDrainConsumer):
 
 @pytest.fixture
 def recorder(monkeypatch) -> Recorder:
-    monkeypatch.setattr(fastdrain.faust_aiokafka.Consumer, "wait_first", Recorder._faust_wait_first)
+    monkeypatch.setattr(faust_aiokafka.Consumer, "wait_first", Recorder._faust_wait_first)
     return Recorder()
 
 

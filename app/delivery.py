@@ -1,0 +1,100 @@
+"""Every record sent is either acknowledged by Kafka or stops what sent it.
+
+A Kafka producer's `flush` waits for every record in flight but never says which ones
+Kafka refused (a broker away longer than the producer's timeout, a record too large): the
+answer is only on each record's delivery future, which nobody awaits. Unwatched, a failed
+output is lost while the offsets of the inputs that made it are committed.
+
+- `Deliveries` watches delivery futures and keeps the first failure (`ingest` uses it to
+  exit with an error the upstream can act on);
+- `GuardedProducer` watches every record a worker sends (our outboxes, Faust's table
+  changelogs, dead letters: all go through `Producer.send`), counts a failure in
+  `/metrics`, logs it and crashes the worker;
+- `GuardedConsumer` refuses to commit once a delivery failed. Faust commits after the
+  producer's `flush`, which returns only when every earlier delivery future is done, so a
+  commit never covers an input whose output Kafka refused: the restarted worker reads it
+  again (each window fact still counts once: the ledger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Optional
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from app import metrics
+
+__all__ = ["Deliveries", "GuardedConsumer", "GuardedProducer", "GuardedTransport", "NotDelivered"]
+
+log = logging.getLogger(__name__)
+
+
+class NotDelivered(Exception):
+    """Kafka did not acknowledge some of the records sent."""
+
+
+class Deliveries:
+    """The outcome of every delivery future handed to `watch`."""
+
+    def __init__(self, on_failure: Optional[Callable[[BaseException], None]] = None) -> None:
+        self.failed = 0
+        self.first_error: Optional[BaseException] = None
+        self.on_failure = on_failure
+
+    def watch(self, delivery: "asyncio.Future[Any]") -> None:
+        delivery.add_done_callback(self._done)
+
+    def _done(self, delivery: "asyncio.Future[Any]") -> None:
+        error = asyncio.CancelledError() if delivery.cancelled() else delivery.exception()
+        if error is None:
+            return
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = error
+        if self.on_failure is not None:
+            self.on_failure(error)
+
+    def failure(self, what: str = "records") -> Optional[NotDelivered]:
+        """None while every delivery succeeded (or is pending); else what failed."""
+        if not self.failed:
+            return None
+        return NotDelivered(f"{self.failed} {what} not acknowledged by Kafka "
+                            f"(first: {type(self.first_error).__name__}: {self.first_error})")
+
+
+class GuardedProducer(faust_aiokafka.Producer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deliveries = Deliveries(on_failure=self._on_failure)
+
+    async def send(self, topic: str, key: Any, value: Any, partition: Any, timestamp: Any, headers: Any,
+                   *, transactional_id: Optional[str] = None) -> Any:
+        delivery = await super().send(topic, key, value, partition, timestamp, headers,
+                                      transactional_id=transactional_id)
+        self.deliveries.watch(delivery)  # type: ignore[arg-type]
+        return delivery
+
+    def _on_failure(self, error: BaseException) -> None:
+        metrics.delivery_failures.inc()
+        failure = self.deliveries.failure()
+        if failure is not None and self.deliveries.failed == 1:  # one line and one crash, not one per record
+            log.error("Kafka refused an output record (%s: %s): the worker stops before committing "
+                      "the inputs that made it; restarted, it reads them again", type(error).__name__, error)
+            asyncio.ensure_future(self.app.crash(failure))
+
+
+class GuardedConsumer(faust_aiokafka.Consumer):
+    async def _commit(self, offsets: Any) -> bool:
+        deliveries = getattr(self.app.producer, "deliveries", None)
+        failure = deliveries.failure() if deliveries is not None else None
+        if failure is not None:
+            log.error("Commit refused: %s", failure)
+            return False
+        return await super()._commit(offsets)
+
+
+class GuardedTransport(faust_aiokafka.Transport):
+    Producer = GuardedProducer
+    Consumer = GuardedConsumer

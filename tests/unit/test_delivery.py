@@ -1,0 +1,72 @@
+"""Delivery futures watched: a record Kafka refused is counted, and no commit follows it."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from app.delivery import Deliveries, GuardedConsumer
+
+
+def test_deliveries_keep_the_first_failure_and_count_every_one():
+    async def scenario():
+        seen: list[BaseException] = []
+        deliveries = Deliveries(on_failure=seen.append)
+        loop = asyncio.get_running_loop()
+        ok, refused, timed_out, pending = (loop.create_future() for _ in range(4))
+        for future in (ok, refused, timed_out, pending):
+            deliveries.watch(future)
+        ok.set_result("metadata")
+        await asyncio.sleep(0)
+        assert deliveries.failure() is None
+        refused.set_exception(ValueError("record too large"))
+        timed_out.set_exception(TimeoutError("batch expired"))
+        await asyncio.sleep(0)
+        return deliveries, seen
+
+    deliveries, seen = asyncio.run(scenario())
+    assert deliveries.failed == 2 and [type(e) for e in seen] == [ValueError, TimeoutError]
+    failure = deliveries.failure("of 4 lines sent were")
+    assert str(failure) == "2 of 4 lines sent were not acknowledged by Kafka (first: ValueError: record too large)"
+
+
+def test_a_cancelled_delivery_counts_as_not_delivered():
+    async def scenario():
+        deliveries = Deliveries()
+        future = asyncio.get_running_loop().create_future()
+        deliveries.watch(future)
+        future.cancel()
+        await asyncio.sleep(0)
+        return deliveries
+
+    assert asyncio.run(scenario()).failed == 1
+
+
+class _CommitsRecorded(GuardedConsumer):
+    """The guard above a stand-in for Faust's real commit (which needs a broker)."""
+
+    def __init__(self, deliveries: Deliveries) -> None:  # no Faust consumer behind it
+        self.app = SimpleNamespace(producer=SimpleNamespace(deliveries=deliveries))
+        self.committed: list[dict] = []
+
+
+async def _record(self, offsets):
+    self.committed.append(offsets)
+    return True
+
+
+def test_no_commit_after_an_output_was_refused(monkeypatch):
+    monkeypatch.setattr(GuardedConsumer.__mro__[1], "_commit", _record)  # faust's aiokafka Consumer
+
+    async def scenario():
+        deliveries = Deliveries()
+        consumer = _CommitsRecorded(deliveries)
+        assert await consumer._commit({"tp": 10}) is True
+        refused = asyncio.get_running_loop().create_future()
+        deliveries.watch(refused)
+        refused.set_exception(ValueError("refused"))
+        await asyncio.sleep(0)
+        assert await consumer._commit({"tp": 20}) is False
+        return consumer.committed
+
+    assert asyncio.run(scenario()) == [{"tp": 10}]
