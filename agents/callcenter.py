@@ -35,6 +35,7 @@ from tables.callcenter.queues import QueueState, WindowSchedule, apply_changes, 
 from tables.callcenter.routing import destinations, implausible_time, is_call_event, is_operator_event
 from tables.callcenter.store import (
     calls_table,
+    cc_settings,
     input_partitions,
     input_tracker,
     local_windows,
@@ -47,8 +48,13 @@ from tables.callcenter.store import (
 from tables.callcenter.views import call_view, operator_view, queue_status_view, status_is_news
 from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key, window_start
 
+__all__ = [
+    "CallsAndOperators", "Queues", "process_envelopes", "route_event", "route_qapp_events",
+    "track_calls_and_operators", "track_queues",
+]
+
 log = logging.getLogger(__name__)
-SCHEDULE = WindowSchedule(settings.window_s, settings.window_grace_s, settings.windows_kept_s)
+SCHEDULE = WindowSchedule(cc_settings.window_s, cc_settings.window_grace_s, cc_settings.windows_kept_s)
 OPERATOR_SWEEP_EVERY_S = 5.0
 QUEUE_STATUS_EVERY_S = 1.0
 QUEUE_STATUS_HEARTBEAT_S = 30.0  # an idle queue's status is sent again this often
@@ -136,7 +142,7 @@ async def _route(raw: RawInput) -> None:
             event_time = None
             try:
                 parsed = queue_log.interpret(queue_log.decode(message.value))
-                suspicious = implausible_time(parsed.time, now, settings.max_future_skew_s)
+                suspicious = implausible_time(parsed.time, now, cc_settings.max_future_skew_s)
                 if suspicious:
                     raise MalformedEvent(suspicious)
             except MalformedEvent as exc:
@@ -146,8 +152,7 @@ async def _route(raw: RawInput) -> None:
                 if isinstance(parsed, Ignored):
                     metrics.events_ignored.labels(parsed.event, str(parsed.known).lower()).inc()
                 else:
-                    for partition in {_partition_of(key) for _, key in destinations(parsed)}:
-                        outbox.to_partition(topics.cc_events, partition, parsed)
+                    route_event(outbox, parsed)
             done.append((message, event_time))
         meter.took_in(len(messages))
         await outbox.flush()
@@ -155,6 +160,12 @@ async def _route(raw: RawInput) -> None:
         for message, event_time in _last_of_each_partition(done):
             input_tracker.processed(message.partition, message.offset, event_time, message.timestamp, now)
         meter.seconds.observe(time.perf_counter() - started)
+
+
+def route_event(outbox: Outbox, event: Any) -> None:
+    """`event` to each partition of cc-events whose state it concerns (its call's, its agent's)."""
+    for partition in {_partition_of(key) for _, key in destinations(event)}:
+        outbox.to_partition(topics.cc_events, partition, event)
 
 
 def _last_of_each_partition(done: list[tuple[Any, Optional[float]]]) -> list[tuple[Any, Optional[float]]]:
@@ -177,18 +188,20 @@ def _last_of_each_partition(done: list[tuple[Any, Optional[float]]]) -> list[tup
 call_clock = PartitionClock(input_partitions)
 queue_clock = PartitionClock(input_partitions)
 operator_sweep = Every(OPERATOR_SWEEP_EVERY_S)
-call_retention_sweep = Every(settings.call_retention_sweep_s)
+call_retention_sweep = Every(cc_settings.call_retention_sweep_s)
 queue_status_tick = Every(QUEUE_STATUS_EVERY_S)
 
 
 class CallsAndOperators:
     """One envelope of the call and operator stage: partition `partition` of cc-events."""
 
-    def __init__(self, partition: int) -> None:
+    def __init__(self, partition: int, calls: Any = calls_table, operators: Any = operators_table,
+                 outbox: Optional[Outbox] = None) -> None:
+        """The tables and the outbox are the worker's; tests pass in-memory ones (tests/unit/panel.py)."""
         self.partition = partition
-        self.calls: BatchedTable[CallState] = BatchedTable(calls_table)
-        self.operators: BatchedTable[OperatorState] = BatchedTable(operators_table)
-        self.outbox = Outbox(app)
+        self.calls: BatchedTable[CallState] = BatchedTable(calls)
+        self.operators: BatchedTable[OperatorState] = BatchedTable(operators)
+        self.outbox = outbox or Outbox(app)
         self.calls_to_publish: set[str] = set()
         self.operators_to_publish: set[str] = set()
 
@@ -250,17 +263,24 @@ class CallsAndOperators:
         if now is None:
             return
         if operator_sweep.due(self.partition):
-            sweep = OperatorSwept(now, settings.operator_idle_timeout_s, settings.call_talk_timeout_s)
-            for agent, op in operators_table.items_in(self.partition):
-                op = self.operators.get(agent) or op
-                if needs_sweep(op, sweep):
-                    self._operator(agent, op, sweep)
+            self.sweep_operators(now)
         if call_retention_sweep.due(self.partition):
-            for callid, call in items_in_partition(calls_table, self.partition, _partition_of):
-                if past_retention(self.calls.get(callid) or call, now, settings.call_retention_s):
-                    self.calls.delete(callid)
-                    self.calls_to_publish.discard(callid)
-                    self.outbox.latest(topics.call_status, callid, None)
+            self.forget_ended_calls(now)
+
+    def sweep_operators(self, now: float) -> None:
+        """The staleness sweep of this partition's operators at stream time `now`."""
+        sweep = OperatorSwept(now, cc_settings.operator_idle_timeout_s, cc_settings.call_talk_timeout_s)
+        for agent, op in self.operators.table.items_in(self.partition):
+            op = self.operators.get(agent) or op
+            if needs_sweep(op, sweep):
+                self._operator(agent, op, sweep)
+
+    def forget_ended_calls(self, now: float) -> None:
+        for callid, call in items_in_partition(self.calls.table, self.partition, _partition_of):
+            if past_retention(self.calls.get(callid) or call, now, cc_settings.call_retention_s):
+                self.calls.delete(callid)
+                self.calls_to_publish.discard(callid)
+                self.outbox.latest(topics.call_status, callid, None)
 
     def store(self) -> None:
         """Write each changed state once; publish the view of every call and operator touched (the latest only)."""
@@ -305,13 +325,15 @@ async def forget_published_status(sender, assigned, **kwargs) -> None:
 class Queues:
     """One envelope of the queue stage: partition `partition` of cc-queues."""
 
-    def __init__(self, partition: int) -> None:
+    def __init__(self, partition: int, queues: Any = queues_table, windows: Any = windows_table,
+                 outbox: Optional[Outbox] = None) -> None:
+        """The tables and the outbox are the worker's; tests pass in-memory ones (tests/unit/panel.py)."""
         self.partition = partition
-        self.queues: BatchedTable[QueueState] = BatchedTable(queues_table)
-        self.windows: BatchedTable[WindowAgg] = BatchedTable(windows_table)
-        self.ledgers: BatchedTable[frozenset] = BatchedTable(windows_table)
-        self.counter = FactCounter(self.windows, self.ledgers, settings.window_s, settings.sl_threshold_s)
-        self.outbox = Outbox(app)
+        self.queues: BatchedTable[QueueState] = BatchedTable(queues)
+        self.windows: BatchedTable[WindowAgg] = BatchedTable(windows)
+        self.ledgers: BatchedTable[frozenset] = BatchedTable(windows)
+        self.counter = FactCounter(self.windows, self.ledgers, cc_settings.window_s, cc_settings.sl_threshold_s)
+        self.outbox = outbox or Outbox(app)
 
     def queue(self, name: str) -> QueueState:
         return self.queues.get(name) or QueueState(queue=name)
@@ -346,13 +368,13 @@ class Queues:
     def _hear(self, mark: StreamMark) -> None:
         now = queue_clock.hear(self.partition, mark, ALL_PARTITIONS)
         if now is not None and queue_status_tick.due(self.partition):
-            for name, _ in queues_table.items_in(self.partition):
-                self._time_passes(self.queue(name), now)
+            for name, _ in self.queues.table.items_in(self.partition):
+                self.time_passes(self.queue(name), now)
 
-    def _time_passes(self, q: QueueState, stream_now: float) -> None:
+    def time_passes(self, q: QueueState, stream_now: float) -> None:
         """Stream time reached `stream_now`: sweep lost calls, finalise windows, publish status."""
         before = q
-        q, lost = sweep_lost_calls(q, stream_now, settings.call_wait_timeout_s)
+        q, lost = sweep_lost_calls(q, stream_now, cc_settings.call_wait_timeout_s)
         for swept in lost:
             metrics.staleness_resets.labels("call_lost").inc()
             self.outbox.to_partition(topics.cc_events, _partition_of(swept.callid), swept)
@@ -360,7 +382,7 @@ class Queues:
         for start in final:
             window = self.windows.get(window_key(q.queue, start))
             if window is not None:
-                record = {"queue": q.queue, "window_s": settings.window_s, "final": True, **metrics_view(window)}
+                record = {"queue": q.queue, "window_s": cc_settings.window_s, "final": True, **metrics_view(window)}
                 self.outbox.latest(topics.queue_metrics, f"{q.queue}|{int(start)}", codec.dumps(record))
         for start in expired:
             key = window_key(q.queue, start)
@@ -372,12 +394,12 @@ class Queues:
         if q != before:
             self.queues.put(q.queue, q)
         now = time.time()
-        current = window_start(now, settings.window_s)
+        current = window_start(now, cc_settings.window_s)
         seen = published_status.windows_written.get(q.queue, 0)
         if not status_is_news(published_status.last.get(q.queue), q, current, seen, now, QUEUE_STATUS_HEARTBEAT_S):
             return
         published_status.last[q.queue] = (q, current, seen, now)
-        status = queue_status_view(q, local_windows(q.queue, now, self.windows), now, settings.window_s)
+        status = queue_status_view(q, local_windows(q.queue, now, self.windows), now, cc_settings.window_s)
         self.outbox.latest(topics.queue_status, q.queue, codec.dumps({"generated_at": now, **status}))
 
     def store(self) -> None:

@@ -13,6 +13,11 @@ import faust
 from app import codec, metrics
 from app.rawinput import raw_inputs
 
+__all__ = [
+    "DEAD_LETTER_PREFIX_BYTES", "Every", "consumed_topics", "consumer_backlog", "dead_letter",
+    "dead_letter_body", "dead_letter_key", "items_in_partition",
+]
+
 log = logging.getLogger(__name__)
 
 

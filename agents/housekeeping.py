@@ -18,6 +18,8 @@ from app.state import StateTable
 from app.streamtime import PartitionProgress, StreamMark, input_lag_s, source_mark
 from tables.callcenter.store import input_tracker, topics
 
+__all__ = ["SOURCE", "forget_cached_states", "forget_revoked_progress", "send_stream_marks"]
+
 log = logging.getLogger(__name__)
 SOURCE = -1  # `via` of a mark sent straight from the input partition
 

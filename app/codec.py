@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterable
 import orjson
 from faust.serializers import codecs
 
+__all__ = ["OrjsonCodec", "UndecodableMessage", "dumps", "loads", "pack", "register_types", "unpack"]
+
 
 def _field_check(hint: Any) -> Callable[[Any], bool]:
     """Whether a JSON value may fill a field annotated `hint` (str, int, float, bool, Optional)."""

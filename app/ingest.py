@@ -24,6 +24,8 @@ from aiokafka.errors import KafkaError
 from app.delivery import Deliveries, NotDelivered
 from app.settings import Settings
 
+__all__ = ["add_arguments", "ingest_queue_log", "main", "read_lines", "record_key"]
+
 NONE = "NONE"
 PROGRESS_EVERY_S = 1.0
 

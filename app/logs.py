@@ -9,6 +9,8 @@ import orjson
 
 from app.settings import Settings
 
+__all__ = ["JsonFormatter", "configure_logging", "worker_logging_config"]
+
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
 

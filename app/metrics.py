@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+__all__ = [
+    "REGISTRY", "StageRates", "consumer_lag", "delivery_failures", "event_delay_seconds", "events_ignored",
+    "events_in", "events_out", "events_rejected", "external_calls", "http_internal_errors", "http_requests",
+    "late_events", "processing_seconds", "stage_rate", "stage_rates", "staleness_resets", "table_size",
+]
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 events_in = Counter("switchboard_events_in_total", "Records consumed, per topic", ["topic"], registry=REGISTRY)

@@ -10,6 +10,11 @@ from typing import Optional, Union
 
 from pydantic import BaseModel, ConfigDict
 
+__all__ = [
+    "CallStatus", "CurrentCall", "DeadLetter", "Message", "OperatorStatus", "QueueLogJson",
+    "QueueMetricsRecord", "QueueOperators", "QueueStatus", "WindowMetrics",
+]
+
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -1,4 +1,9 @@
-"""Service settings, read once from the environment (see README "Configuration")."""
+"""Service settings, read once from the environment (see README "Configuration").
+
+`Settings` is what every domain shares (Kafka, the web server, auth, tuning); a domain
+declares its own beside its rules as a `DomainSettings` (for example
+`tables/callcenter/settings.py`), read from the same environment the same way.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,18 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+__all__ = ["DomainSettings", "ROLES", "Settings", "get_settings"]
+
 ROLES = ("manager", "operator", "client", "lawyer", "admin", "driver", "service")
 
 
-class Settings(BaseSettings):
+class DomainSettings(BaseSettings):
+    """A domain's own settings: environment variables named after the fields, frozen."""
+
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+
+class Settings(DomainSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     app_id: str = "switchboard"
@@ -22,8 +34,6 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".cache/data")
     partitions: int = Field(4, ge=1)
     auth_tokens: str = "dev-manager-token=manager,dev-service-token=service,dev-admin-token=admin"
-    krt_url: str = "http://127.0.0.1:8088"
-    ami_url: str = ""
     log_level: str = "info"
     log_format: str = "json"  # json | text
 
@@ -55,28 +65,13 @@ class Settings(BaseSettings):
     source_quiet_s: float = Field(2.0, ge=0)  # an input partition read to its end and this long without
     # a new record marks wall-clock time (before: the time of its last record)
 
-    # call-center metrics and staleness
-    window_s: int = Field(60, ge=1)
-    sl_threshold_s: float = Field(20.0, ge=0)
-    windows_kept_s: int = Field(24 * 3600, ge=60)
-    window_grace_s: float = Field(30.0, ge=0)  # late events (p99 ~10 s) still land before a window is final
-    call_wait_timeout_s: float = 3600.0  # waiting longer: the call is marked lost
-    call_talk_timeout_s: float = 4 * 3600.0  # talking longer: the call is closed
-    operator_idle_timeout_s: float = 12 * 3600.0
-    call_retention_s: float = 24 * 3600.0  # ended calls are forgotten (tombstoned) this long after
-    call_retention_sweep_s: float = 600.0  # no event for this long: the operator goes offline
+    # freshness of every answer (each domain's `lag_s` and `stale`)
     stale_after_s: float = 30.0  # answers are marked stale when input is further behind than this
     stale_backlog_records: int = 500  # ... or when its stages have more than this many records to read
-    max_future_skew_s: float = 300.0  # records timed further ahead than this are rejected
-    replay_close_lag_s: float = 300.0  # while input lags, a window ends this far behind the newest event
 
-    # topic names (defaults per SPEC.md)
-    topic_qapp_events: str = "qapp-events"
-    topic_call_status: str = "call-status"
-    topic_operator_status: str = "operator-status"
-    topic_queue_status: str = "queue-status"
-    topic_queue_metrics: str = "queue-metrics"
+    # topic names (defaults per SPEC.md): the shared one, and the input `ingest` and `simulate` write
     topic_dead_letters: str = "dead-letters"
+    topic_qapp_events: str = "qapp-events"
 
     @field_validator("auth_tokens")
     @classmethod

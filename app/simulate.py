@@ -28,6 +28,11 @@ from app.settings import Settings
 from tables.callcenter.events import NONE, QueueLogRecord
 from tables.callcenter.queue_log import to_json
 
+__all__ = [
+    "CallCenterSimulation", "DEFAULT_QUEUES", "DEFAULT_RATE", "add_arguments", "main", "record_json",
+    "record_key", "run",
+]
+
 DEFAULT_QUEUES = ("support", "drivers", "vip", "lost-items")
 DEFAULT_RATE = 5.0  # queue_log events per second, all queues together
 DEFAULT_OPERATORS = 24

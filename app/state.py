@@ -11,6 +11,8 @@ import orjson
 
 from app.codec import dumps
 
+__all__ = ["StateTable", "UNBOUNDED"]
+
 T = TypeVar("T")
 UNBOUNDED = sys.maxsize
 _ABSENT = object()  # cached: the key has no value

@@ -12,13 +12,18 @@ from urllib.parse import quote
 
 from faust import web
 
-from app.main import app, settings
+from app.main import app
 from tables.callcenter.queues import QueueState, live_counts, oldest_waiting, with_longest_wait
-from tables.callcenter.store import input_tracker, operators_table, queues_table, recent_windows, windows_table
+from tables.callcenter.store import cc_settings, input_tracker, operators_table, queues_table, recent_windows, windows_table
 from tables.callcenter.views import operator_view
 from tables.callcenter.windows import metrics_view, window_key, window_start
 from web.common import ApiError, ApiView, ask_all, ask_owner
 from web.params import Identifier, Query, TimeRange, identifier, query
+
+__all__ = [
+    "LocalOperators", "LocalQueues", "Operator", "Operators", "OperatorsQuery", "QueueMetrics",
+    "QueueStatus", "QueuesStatus", "combined_freshness", "freshness",
+]
 
 
 def freshness() -> dict:
@@ -103,15 +108,15 @@ class QueueMetrics(ApiView):
         now = time.time()
         asked = query(request, TimeRange, {"since": now - 3600, "until": now})
         since, until = asked.since, asked.until
-        if until - since > settings.windows_kept_s:
-            kept = settings.windows_kept_s
+        if until - since > cc_settings.windows_kept_s:
+            kept = cc_settings.windows_kept_s
             raise ApiError(400, "bad_request", f"at most {kept} s of windows are kept; ask for a shorter range")
 
         async def local():
             q = _local_queue(queue)
             if q is None:
                 raise ApiError(404, "not_found", f"no queue '{queue}' has been seen")
-            return {"queue": queue, "window_s": settings.window_s, "windows": _windows_of(q, since, until)}
+            return {"queue": queue, "window_s": cc_settings.window_s, "windows": _windows_of(q, since, until)}
 
         path = f"/queues/{quote(queue)}/metrics?since={since}&until={until}"
         return self.ok(await ask_owner(queues_table, queue, path, local, request))
@@ -119,7 +124,7 @@ class QueueMetrics(ApiView):
 
 def _windows_of(q: QueueState, since: float, until: float) -> list[dict]:
     """The windows of `q` that start in [since, until] (a range of at most the windows kept)."""
-    step = settings.window_s
+    step = cc_settings.window_s
     first = window_start(since, step)
     if q.first_window is not None:
         first = max(first, q.first_window)

@@ -21,6 +21,8 @@ from app.main import app, settings
 from web import errors
 from web.errors import ApiError
 
+__all__ = ["ApiView", "FORWARDED", "ask_all", "ask_owner", "authorize", "error_response", "fetch_json", "worker_urls"]
+
 log = logging.getLogger(__name__)
 FORWARDED = "X-Switchboard-Forwarded"
 _session: Optional[aiohttp.ClientSession] = None

@@ -25,6 +25,8 @@ from aiohttp import web_protocol
 
 from app import metrics
 
+__all__ = ["ApiError", "CODES", "code_of", "error_body", "error_shape", "install", "json_error", "json_parse_errors"]
+
 log = logging.getLogger(__name__)
 JSON = "application/json"
 

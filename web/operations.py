@@ -14,6 +14,8 @@ from app.main import app
 from app.state import StateTable
 from web.common import ApiError, ApiView
 
+__all__ = ["Dashboard", "Health", "Metrics", "Ready", "StaticFile", "readiness"]
+
 STATIC = Path(__file__).parent / "static"
 STARTED = time.time()
 

@@ -21,6 +21,7 @@ from tables.callcenter.events import (
     CallLeftUnanswered,
     CallRingNoAnswer,
     CallTransferred,
+    UnansweredKind,
 )
 from tables.callcenter.windows import ANSWERED, COMPLETED, ENTERED, UNANSWERED, WindowFact
 
@@ -189,7 +190,7 @@ def _apply(call: Optional[CallState], event: CallEvent, rank: int) -> CallOutcom
         )
         new = replace(
             base,
-            status=ABANDONED if event.kind == "ABANDON" else EXITED,
+            status=ABANDONED if event.kind == UnansweredKind.ABANDON else EXITED,
             ended_at=event.time,
             holdtime_s=event.waittime_s,
             end_reason=event.kind if event.key is None else f"{event.kind} {event.key}",
@@ -241,7 +242,7 @@ def _fact(event: CallEvent) -> Optional[WindowFact]:
     if isinstance(event, CallLeftUnanswered) and event.kind in UNANSWERED_KINDS:
         fact_id = f"{event.kind}:{event.callid}:{event.time}"
         return WindowFact(
-            fact_id, event.queue, event.time, UNANSWERED, wait_s=event.waittime_s, abandoned=event.kind == "ABANDON"
+            fact_id, event.queue, event.time, UNANSWERED, wait_s=event.waittime_s, abandoned=event.kind == UnansweredKind.ABANDON
         )
     if isinstance(event, CallCompleted):
         return WindowFact(fact_id, event.queue, event.time, COMPLETED, talk_s=event.calltime_s)

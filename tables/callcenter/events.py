@@ -9,15 +9,35 @@ named, typed attributes. Everything here is plain data: no Kafka, no clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Optional, Union
 
 __all__ = [
     "AgentLoggedIn", "CallCenterEvent", "CallCompleted", "CallConnected", "CallEntered", "CallEvent",
     "CallLeftUnanswered", "CallRingNoAnswer", "CallTransferred", "Ignored", "MalformedEvent", "MemberAdded",
-    "MemberEvent", "MemberPaused", "MemberRemoved", "NONE", "QueueLogRecord", "UNANSWERED_KINDS",
+    "MemberEvent", "MemberPaused", "MemberRemoved", "NONE", "QueueLogRecord", "TransferKind", "UNANSWERED_KINDS",
+    "UnansweredKind",
 ]
 
 NONE = "NONE"  # Asterisk's placeholder for "no call id / no queue / no agent"
+
+
+class TransferKind(StrEnum):
+    """How an operator transferred a call (the queue_log event)."""
+
+    TRANSFER = "TRANSFER"  # Asterisk <= 11
+    BLINDTRANSFER = "BLINDTRANSFER"
+    ATTENDEDTRANSFER = "ATTENDEDTRANSFER"
+
+
+class UnansweredKind(StrEnum):
+    """How a call left a queue without an operator (the queue_log event)."""
+
+    ABANDON = "ABANDON"  # the caller hung up
+    EXITWITHTIMEOUT = "EXITWITHTIMEOUT"
+    EXITEMPTY = "EXITEMPTY"
+    EXITWITHKEY = "EXITWITHKEY"
+    WITHDRAW = "WITHDRAW"  # Asterisk 16.25+: withdrawn by the dialplan; not counted as unanswered
 
 
 class MalformedEvent(ValueError):
@@ -89,7 +109,7 @@ class CallTransferred:  # TRANSFER (<= 11), BLINDTRANSFER, ATTENDEDTRANSFER
     callid: str
     queue: str
     agent: str
-    kind: str  # TRANSFER | BLINDTRANSFER | ATTENDEDTRANSFER
+    kind: TransferKind
     target: str  # exten@context, or the attended-transfer method data
     holdtime_s: float
     calltime_s: float
@@ -100,7 +120,7 @@ class CallLeftUnanswered:  # ABANDON, EXITWITHTIMEOUT, EXITEMPTY, EXITWITHKEY, W
     time: float
     callid: str
     queue: str
-    kind: str  # ABANDON | EXITWITHTIMEOUT | EXITEMPTY | EXITWITHKEY, or WITHDRAW (16.25+; not in UNANSWERED_KINDS)
+    kind: UnansweredKind
     waittime_s: Optional[float]  # absent in some 1.4 layouts
     position: Optional[int]
     key: Optional[str] = None  # EXITWITHKEY only
@@ -154,4 +174,4 @@ CallEvent = Union[CallEntered, CallRingNoAnswer, CallConnected, CallCompleted, C
 MemberEvent = Union[MemberAdded, MemberRemoved, MemberPaused, AgentLoggedIn]
 CallCenterEvent = Union[CallEvent, MemberEvent, Ignored]
 
-UNANSWERED_KINDS = ("ABANDON", "EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY")
+UNANSWERED_KINDS = frozenset(UnansweredKind) - {UnansweredKind.WITHDRAW}  # counted in the windows

@@ -70,6 +70,8 @@ from tables.callcenter.events import (
     MemberPaused,
     MemberRemoved,
     QueueLogRecord,
+    TransferKind,
+    UnansweredKind,
 )
 
 __all__ = ["decode", "interpret", "parse_line", "to_json", "to_line"]
@@ -382,7 +384,7 @@ def _call_left(f: _Fields) -> CallLeftUnanswered:
         time=f.time,
         callid=f.callid(),
         queue=f.queue(),
-        kind=f.event,
+        kind=UnansweredKind(f.event),
         waittime_s=f.optional_seconds(2, "waittime"),
         position=f.optional_int(0, "position"),
     )
@@ -394,7 +396,7 @@ def _call_left_with_key(f: _Fields) -> CallLeftUnanswered:
         time=f.time,
         callid=f.callid(),
         queue=f.queue(),
-        kind=f.event,
+        kind=UnansweredKind(f.event),
         waittime_s=f.optional_seconds(3, "waittime"),
         position=f.optional_int(1, "position"),
         key=f.text(0),
@@ -420,7 +422,7 @@ def _call_transferred_to_extension(f: _Fields) -> CallTransferred:
         callid=f.callid(),
         queue=f.queue(),
         agent=f.agent(),
-        kind=f.event,
+        kind=TransferKind(f.event),
         target=f"{f.text(0)}@{f.text(1)}",
         holdtime_s=f.seconds(2, "holdtime"),
         calltime_s=f.seconds(3, "calltime"),
@@ -441,7 +443,7 @@ def _call_transferred_attended(f: _Fields) -> CallTransferred:
         callid=f.callid(),
         queue=f.queue(),
         agent=f.agent(),
-        kind=f.event,
+        kind=TransferKind(f.event),
         target="|".join(data[:first_number]),
         holdtime_s=f.seconds(first_number, "holdtime"),
         calltime_s=f.seconds(first_number + 1, "calltime"),

@@ -19,11 +19,15 @@ from tables.callcenter import calls, events, operators, windows
 from tables.callcenter.calls import CallState
 from tables.callcenter.operators import OperatorState
 from tables.callcenter.queues import QueueState
+from tables.callcenter.settings import callcenter_settings
 from tables.callcenter.views import recent_window_starts, window_summary
 from tables.callcenter.windows import WindowAgg, window_key, window_start
 
-__all__ = ["CallCenterTopics", "calls_table", "input_partitions", "input_tracker", "local_windows", "operators_table",
-           "queues_table", "recent_windows", "topics", "windows_table"]
+__all__ = ["CallCenterTopics", "calls_table", "cc_settings", "input_partitions", "input_tracker", "local_windows",
+           "operators_table", "queues_table", "recent_windows", "topics", "windows_table"]
+
+
+cc_settings = callcenter_settings()
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,10 @@ def _declare() -> CallCenterTopics:
     s = settings
     return CallCenterTopics(
         qapp_events=declare_topic(app, s, s.topic_qapp_events),
-        call_status=declare_topic(app, s, s.topic_call_status, compacted=True),
-        operator_status=declare_topic(app, s, s.topic_operator_status, compacted=True),
-        queue_status=declare_topic(app, s, s.topic_queue_status, compacted=True),
-        queue_metrics=declare_topic(app, s, s.topic_queue_metrics, retention_s=WEEK_S),
+        call_status=declare_topic(app, s, cc_settings.topic_call_status, compacted=True),
+        operator_status=declare_topic(app, s, cc_settings.topic_operator_status, compacted=True),
+        queue_status=declare_topic(app, s, cc_settings.topic_queue_status, compacted=True),
+        queue_metrics=declare_topic(app, s, cc_settings.topic_queue_metrics, retention_s=WEEK_S),
         cc_events=declare_topic(app, s, s.internal_topic("cc-events")),
         cc_queues=declare_topic(app, s, s.internal_topic("cc-queues")),
         dead_letters=dead_letters,
@@ -91,7 +95,7 @@ windows_table = state_table("cc-windows", _window_or_ledger, cache_keys=WINDOW_C
 def local_windows(queue: str, now: float, windows: Any = windows_table) -> Iterator[WindowAgg]:
     """This worker's windows of `queue` for the last 15 minutes (the queue must be local),
     from the table or from a batch's overlay of it."""
-    for start in recent_window_starts(now, settings.window_s):
+    for start in recent_window_starts(now, cc_settings.window_s):
         window = windows.get(window_key(queue, start))
         if window is not None:
             yield window
@@ -106,11 +110,11 @@ class RecentWindows:
         self.summaries: dict[str, tuple[float, int, dict]] = {}
 
     def of(self, queue: str, now: float) -> dict:
-        current = window_start(now, settings.window_s)
+        current = window_start(now, cc_settings.window_s)
         known = self.summaries.get(queue)
         if known is not None and known[0] == current and known[1] == windows_table.generation:
             return known[2]
-        summary = window_summary(local_windows(queue, now), now, settings.window_s)
+        summary = window_summary(local_windows(queue, now), now, cc_settings.window_s)
         self.summaries[queue] = (current, windows_table.generation, summary)
         return summary
 

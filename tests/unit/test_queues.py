@@ -1,8 +1,8 @@
 """Per-queue live state: who waits, who is a member, which windows are open, what is lost.
 
-Most scenarios drive a small in-memory panel that wires the pure rules the way the agents do
-(call stage, operator stage, queue stage, routed by `destinations`); a time column `+N` in a
-queue_log line means N seconds after `T0`.
+Most scenarios drive the worker's own stages (agents/callcenter.py: the route, the call and
+operator stage, the queue stage) over in-memory tables; a time column `+N` in a queue_log
+line means N seconds after `T0`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tables.callcenter.calls import CLOSED, LOST, TALKING, WAITING, CallState, CallSwept, WaitingChange, apply_call_event
-from tables.callcenter.operators import MemberChange, OperatorState, OperatorSwept, apply_operator_event
+from tables.callcenter.calls import CLOSED, LOST, TALKING, WAITING, CallSwept, WaitingChange
+from tables.callcenter.operators import MemberChange
 from tables.callcenter.queue_log import interpret, parse_line
 from tables.callcenter.queues import (
     MAX_EXPIRED_SLOTS,
@@ -26,8 +26,9 @@ from tables.callcenter.queues import (
     place_fact,
     sweep_lost_calls,
 )
-from tables.callcenter.routing import CALLS, destinations
+from tables.callcenter.store import topics
 from tables.callcenter.windows import window_start
+from tests.unit.panel import Panel as StagesInMemory
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC; T0 // 60 * 60 = T0 - 20
 W0 = T0 - 20  # the minute window T0 falls in
@@ -43,58 +44,11 @@ def event(line: str):
     return interpret(parse_line(f"{when}|{rest}"))
 
 
-class Panel:
-    """The call, operator and queue stages in memory, wired as agents/callcenter.py wires them."""
+class Panel(StagesInMemory):
+    """The worker's own call, operator and queue stages over in-memory tables (tests/unit/panel.py)."""
 
     def __init__(self) -> None:
-        self.calls: dict[str, CallState] = {}
-        self.operators: dict[str, OperatorState] = {}
-        self.queues: dict[str, QueueState] = {}
-
-    def feed(self, *lines: str) -> "Panel":
-        for line in lines:
-            parsed = event(line)
-            for stage, _key in destinations(parsed):
-                if stage == CALLS:
-                    self._call(parsed)
-                else:
-                    self._operator(parsed.agent, parsed)
-        return self
-
-    def sweep(self, after_s: float) -> "Panel":
-        """One staleness sweep at T0 + after_s: the queues' lost calls, then every operator."""
-        now = T0 + after_s
-        for name in list(self.queues):
-            self.queues[name], lost = sweep_lost_calls(self.queues[name], now, WAIT_S)
-            for verdict in lost:
-                self._call(verdict)
-        for agent in list(self.operators):
-            self._operator(agent, OperatorSwept(now, IDLE_S, TALK_S))
-        return self
-
-    def view(self, queue: str, after_s: float) -> dict:
-        return live_view(self._queue(queue), T0 + after_s)
-
-    def counts(self, queue: str) -> dict:
-        return self.view(queue, 0)["operators"]
-
-    def _queue(self, name: str) -> QueueState:
-        return self.queues.get(name) or QueueState(name)
-
-    def _call(self, message) -> None:
-        outcome = apply_call_event(self.calls.get(message.callid), message)
-        if outcome.call is not None:
-            self.calls[message.callid] = outcome.call
-        for change in outcome.waiting:
-            self.queues[change.queue] = apply_waiting(self._queue(change.queue), change)
-
-    def _operator(self, agent: str, message) -> None:
-        outcome = apply_operator_event(self.operators.get(agent), message)
-        self.operators[agent] = outcome.operator
-        for change in outcome.members:
-            self.queues[change.queue] = apply_member(self._queue(change.queue), change)
-        for verdict in outcome.swept_calls:
-            self._call(verdict)
+        super().__init__(T0)
 
 
 def counts(logged_in: int = 0, paused: int = 0, on_call: int = 0, available: int = 0) -> dict:
@@ -545,10 +499,25 @@ def test_panel_counts_match_the_calls_and_operators_behind_them(lines: list[str]
         ops = view["operators"]
         assert ops["logged_in"] >= max(ops["available"], ops["paused"], ops["on_call"])
         waiting = {c.callid for c in panel.calls.values() if c.status == WAITING and c.queue == name}
-        assert set(panel._queue(name).waiting) == waiting
+        assert set(panel.queue(name).waiting) == waiting
         members = {
             (op.agent, bool(op.queues[name].paused), bool(op.calls))
             for op in panel.operators.values()
             if name in op.queues and op.agent_logged_in
         }
-        assert {(a, m.paused, m.on_call) for a, m in panel._queue(name).members.items()} == members
+        assert {(a, m.paused, m.on_call) for a, m in panel.queue(name).members.items()} == members
+
+
+def test_a_replayed_line_publishes_its_call_and_operator_again() -> None:
+    """After a refused output the worker reads its inputs again over state already stored
+    (app/delivery.py): the stages must send the views again, though nothing changed."""
+    lines = ("+0|MANAGER|support|SIP/100|ADDMEMBER|", "+1|c1|support|NONE|ENTERQUEUE||+7916|1",
+             "+12|c1|support|SIP/100|CONNECT|11|x|1")
+    panel = Panel().feed(*lines)
+    first = dict(panel.published)
+    panel.published.clear()
+    panel.feed(lines[-1])
+    call_status = topics.call_status.get_topic_name()
+    operator_status = topics.operator_status.get_topic_name()
+    assert panel.published[(call_status, "c1")] == first[(call_status, "c1")]
+    assert panel.published[(operator_status, "SIP/100")]["state"] == first[(operator_status, "SIP/100")]["state"]

@@ -1,0 +1,37 @@
+"""The call center's settings (README "Configuration"), read once from the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+
+from app.settings import DomainSettings
+
+__all__ = ["CallCenterSettings", "callcenter_settings"]
+
+
+class CallCenterSettings(DomainSettings):
+    # windowed queue metrics
+    window_s: int = Field(60, ge=1)
+    sl_threshold_s: float = Field(20.0, ge=0)  # answered within this: in the service level
+    windows_kept_s: int = Field(24 * 3600, ge=60)
+    window_grace_s: float = Field(30.0, ge=0)  # late events (p99 ~10 s) still land before a window is final
+    # the staleness sweep: state no event has confirmed for this long is reset
+    call_wait_timeout_s: float = 3600.0  # waiting longer: the call is marked lost
+    call_talk_timeout_s: float = 4 * 3600.0  # talking longer: the call is closed
+    operator_idle_timeout_s: float = 12 * 3600.0  # no event for this long: the operator goes offline
+    call_retention_s: float = 24 * 3600.0  # ended calls are forgotten (tombstoned) this long after
+    call_retention_sweep_s: float = 600.0  # how often ended calls are looked at for retention
+    max_future_skew_s: float = 300.0  # records timed further ahead than this are rejected
+
+    # output topic names (defaults per SPEC.md); the input is `TOPIC_QAPP_EVENTS` (app settings)
+    topic_call_status: str = "call-status"
+    topic_operator_status: str = "operator-status"
+    topic_queue_status: str = "queue-status"
+    topic_queue_metrics: str = "queue-metrics"
+
+
+@lru_cache(maxsize=1)
+def callcenter_settings() -> CallCenterSettings:
+    return CallCenterSettings()
