@@ -43,6 +43,11 @@ class SwitchboardApp(faust.App):
         gc.set_threshold(*settings.gc_thresholds)
         await ensure_topics(settings)
 
+    def _on_autodiscovery_error(self, name: str) -> None:
+        # Faust only logs a warning: a domain module that fails to import would vanish,
+        # its endpoints answering 404 and its agents never running. Fail the start instead.
+        raise
+
     def _new_conductor(self):
         return RawInputConductor(app=self, beacon=None)  # raw inputs (app/rawinput.py)
 

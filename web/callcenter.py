@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from faust import web
 
-from app.main import app
+from app.main import app, settings
 from tables.callcenter.queues import QueueState, live_counts, oldest_waiting, with_longest_wait
 from tables.callcenter.store import cc_settings, input_tracker, operators_table, queues_table, recent_windows, windows_table
 from tables.callcenter.views import operator_view
@@ -59,6 +59,11 @@ def _local_queue(queue: str) -> Optional[QueueState]:
     return queues_table.get(queue)
 
 
+# the limits behind the figures, for the dashboard (which never re-declares them)
+LIMITS = {"sl_threshold_s": cc_settings.sl_threshold_s, "stale_after_s": settings.stale_after_s,
+          "window_s": cc_settings.window_s}
+
+
 async def _local_queues() -> dict:
     """This worker's share of `/queues/status`: its queues and its freshness."""
     now = time.time()
@@ -80,7 +85,8 @@ class QueuesStatus(ApiView):
     async def get(self, request: web.Request) -> web.Response:
         answers, missing = await ask_all("/internal/cc/queues", _local_queues)
         queues = sorted((q for a in answers for q in a["queues"]), key=lambda q: q["queue"])
-        return self.ok({"generated_at": time.time(), **combined_freshness(answers, missing), "queues": queues})
+        return self.ok({"generated_at": time.time(), **combined_freshness(answers, missing), "queues": queues,
+                        "limits": LIMITS})
 
 
 @app.page("/queues/{queue}/status")

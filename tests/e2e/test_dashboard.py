@@ -261,7 +261,8 @@ def test_without_a_token_the_sign_in_form_is_shown_and_no_data(browser, worker, 
     try:
         page = context.new_page()
         api_calls = []
-        page.on("request", lambda r: api_calls.append(r.url) if "/queues/" in r.url or "/operators" in r.url else None)
+        page.on("request", lambda r: api_calls.append(r.url)
+                if ("/queues/" in r.url or "/operators" in r.url) and "/static/" not in r.url else None)
         page.goto(worker.url + "/")
         form = page.locator('[data-testid="token-form"]')
         form.wait_for(state="visible", timeout=10_000)
@@ -277,9 +278,11 @@ def test_without_a_token_the_sign_in_form_is_shown_and_no_data(browser, worker, 
 
 @pytest.fixture(scope="module")
 def stale_worker(broker, tmp_path_factory):
-    """A second deployment whose only traffic ended two minutes ago, stale past one second."""
+    """A second deployment whose only traffic ended two minutes ago, stale past one second,
+    with a service-level threshold of its own (the dashboard must show the server's)."""
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-test_dashboard-stale-"))
-    deployment = Deployment(broker=broker, workdir=workdir, extra_env={**WORKER_ENV, "STALE_AFTER_S": 1})
+    deployment = Deployment(broker=broker, workdir=workdir,
+                            extra_env={**WORKER_ENV, "STALE_AFTER_S": 1, "SL_THRESHOLD_S": 25})
     w = Worker(deployment, 1).start().wait_ready()
     try:
         lines = queue_log_lines(minutes=3, rate=3, seed=20261124, end=time.time() - 120)
@@ -303,5 +306,6 @@ def test_stale_banner_shows_when_the_data_lags(browser, stale_worker):
         assert float(banner.get_attribute("data-lag")) >= 120, text
         assert banner.get_attribute("data-level") == "crit", text  # two minutes behind is past the red line
         assert banner.get_attribute("data-backlog") not in (None, ""), text  # the records still to process, 0 when caught up
+        assert page.locator("#tile-sl-sub").inner_text().endswith("in 25 s")  # the server's limit, not one of its own
     finally:
         context.close()

@@ -158,9 +158,16 @@ def test_a_huge_and_a_null_record_get_dead_letters_that_fit(deployment, worker):
 
 def test_dashboard_and_its_static_files_are_served_without_a_token(worker):
     with urllib.request.urlopen(worker.url + "/") as resp:
-        assert resp.status == 200 and b"/static/dashboard.js" in resp.read()
-    with urllib.request.urlopen(worker.url + "/static/dashboard.js") as resp:
-        assert resp.status == 200 and len(resp.read()) > 1000
+        assert resp.status == 200 and b'<script type="module" src="/static/main.js">' in resp.read()
+    for module in ("main", "config", "dom", "state", "poll", "queues", "operators", "charts", "health"):
+        with urllib.request.urlopen(f"{worker.url}/static/{module}.js") as resp:  # a module needs a JS type
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/javascript")
+            assert len(resp.read()) > 300
+
+
+def test_queues_status_says_the_limits_behind_its_figures(worker):
+    status, body = http_get(worker.url + "/queues/status", MANAGER)
+    assert status == 200 and body["limits"] == {"sl_threshold_s": 20.0, "stale_after_s": 30.0, "window_s": 60}
 
 
 def test_ended_calls_past_retention_leave_a_tombstone_on_call_status(deployment, worker):
