@@ -19,14 +19,14 @@ import time
 from functools import lru_cache
 from typing import Any, Optional
 
-from agents.common import Every, dead_letter, dead_letter_body, dead_letter_key, items_in_partition
-from agents.housekeeping import SOURCE
 from app import codec, metrics
 from app.batching import BatchedTable, Outbox, in_partition_of, take_ready
+from app.deadletters import dead_letter, dead_letter_body, dead_letter_key
 from app.main import app, settings
 from app.partitioner import partition_of
 from app.rawinput import RawInput
-from app.streamtime import PartitionClock, StreamMark
+from app.state import items_in_partition
+from app.streamtime import SOURCE, Every, PartitionClock, StreamMark
 from tables.callcenter import queue_log
 from tables.callcenter.calls import CallState, CallSwept, apply_call_event, past_retention
 from tables.callcenter.events import Ignored, MalformedEvent

@@ -26,6 +26,7 @@ from app.topics import dead_letters_topic, ensure_topics
 __all__ = ["DOMAIN_PACKAGES", "app", "create_app", "dead_letters", "settings", "state_table"]
 
 DOMAIN_PACKAGES = ["agents", "web"]  # every module in them is imported when a worker starts
+SHARED_SERVICES = ["app.housekeeping"]  # stream time and freshness of every domain's timed input
 
 
 class SwitchboardApp(faust.App):
@@ -83,7 +84,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_max_request_size=settings.producer_max_request_size,
         producer_partitioner=key_partitioner,
         logging_config=worker_logging_config(settings),
-        autodiscover=DOMAIN_PACKAGES,
+        autodiscover=[*SHARED_SERVICES, *DOMAIN_PACKAGES],
         origin="app.main",  # else the CLI guesses one from argv[0] and autodiscovery looks for it
     )
 

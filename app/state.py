@@ -11,7 +11,7 @@ import orjson
 
 from app.codec import dumps
 
-__all__ = ["StateTable", "UNBOUNDED"]
+__all__ = ["StateTable", "UNBOUNDED", "items_in_partition"]
 
 T = TypeVar("T")
 UNBOUNDED = sys.maxsize
@@ -120,3 +120,10 @@ class StateTable(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.table)
+
+
+def items_in_partition(table, partition: int, partition_of) -> Iterator[tuple[str, Any]]:
+    """The (key, state) pairs of one partition of a StateTable (its keys were produced by key)."""
+    for key, state in table.items():
+        if partition_of(key) == partition:
+            yield key, state

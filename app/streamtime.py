@@ -15,19 +15,22 @@ yesterday's queue_log) must not find every window it has yet to fill already fin
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Optional
 
 from app import metrics
 
-__all__ = ["InputTracker", "PartitionClock", "PartitionProgress", "StreamMark", "input_lag_s", "low_watermark",
-           "source_mark"]
+__all__ = ["SOURCE", "Every", "InputTracker", "PartitionClock", "PartitionProgress", "StreamMark", "input_lag_s",
+           "low_watermark", "source_mark"]
+
+SOURCE = -1  # `via` of a mark sent straight from the input partition
 
 
 @dataclass(frozen=True, slots=True)
 class StreamMark:
-    source: int  # the qapp-events partition
-    via: int  # the intermediate partition it passed through (-1: straight from the source)
+    source: int  # the input partition (of the domain's input topic)
+    via: int  # the intermediate partition it passed through (SOURCE: straight from the input)
     time: float
 
 
@@ -126,3 +129,18 @@ class InputTracker:
             return False
         position = await consumer.position(tp)
         return position is not None and position >= end
+
+
+class Every:
+    """Says, per partition, whether `every_s` has passed since it last said yes (monotonic)."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self.acted_at: dict[int, float] = {}
+
+    def due(self, partition: int) -> bool:
+        now = time.monotonic()
+        if now - self.acted_at.get(partition, float("-inf")) < self.every_s:
+            return False
+        self.acted_at[partition] = now
+        return True

@@ -8,8 +8,8 @@ from pathlib import Path
 from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from agents.common import consumed_topics, consumer_backlog
 from app import metrics
+from app.lag import consumed_topics, consumer_backlog
 from app.main import app
 from app.state import StateTable
 from web.common import ApiError, ApiView

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import faust
 
 from app.codec import register_types
+from app.housekeeping import mark_stream_time
 from app.main import app, dead_letters, settings, state_table
 from app.state import UNBOUNDED
 from app.streamtime import InputTracker, StreamMark
@@ -68,6 +69,7 @@ register_types((
 
 # how far this worker has read qapp-events: the call center's stream time and freshness
 input_tracker = InputTracker()
+mark_stream_time(topics.qapp_events, input_tracker, topics.cc_events)
 
 
 def input_partitions() -> int:

@@ -31,7 +31,7 @@ import json
 from app.main import app
 app.discover()
 routes = sorted({(r.method, r.resource.canonical) for r in app.web.web_app.router.routes() if r.method != "HEAD"})
-from agents.common import consumed_topics
+from app.lag import consumed_topics
 topics = sorted(consumed_topics(app))
 print(json.dumps({"routes": routes, "topics": topics}))
 """

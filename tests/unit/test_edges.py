@@ -1,4 +1,4 @@
-"""The edges: query validation (web/params.py), dead letters that fit (agents/common.py),
+"""The edges: query validation (web/params.py), dead letters that fit (app/deadletters.py),
 envelopes that fit (app/batching.py), the error shape of aiohttp's own errors (web/errors.py)."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tables.callcenter.store  # noqa: F401  (registers the call center's message types)
-from agents.common import DEAD_LETTER_PREFIX_BYTES, dead_letter_body, dead_letter_key
 from app.batching import MAX_ENVELOPE_BYTES, envelopes_of
 from app.codec import unpack
+from app.deadletters import DEAD_LETTER_PREFIX_BYTES, dead_letter_body, dead_letter_key
 from tables.callcenter.events import CallEntered
 from web.errors import ApiError, _handle_error_as_json, error_shape
 from web.params import EPOCH_MAX, EPOCH_MIN, MAX_RANGE_S, TimeRange, identifier, query

@@ -63,7 +63,7 @@ def _lag(tp) -> Optional[float]:
 
 
 def test_consumer_lag_is_set_per_partition_and_dropped_when_a_partition_goes() -> None:
-    from agents.common import consumer_backlog
+    from app.lag import consumer_backlog
 
     TP = namedtuple("TP", "topic partition")
     first, second, later, other = TP("lag-in", 0), TP("lag-in", 1), TP("lag-next", 3), TP("lag-other", 0)

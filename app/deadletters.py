@@ -1,4 +1,8 @@
-"""What every agent shares: dead-lettering, table key helpers, consumer lag of the consumed topics."""
+"""Dead letters: a rejected record's original bytes, where it came from and why (every domain).
+
+A letter always fits where the record did: it carries the first `DEAD_LETTER_PREFIX_BYTES`
+of the value with its size and SHA-256, and building one never raises.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,15 @@ import base64
 import hashlib
 import logging
 import time
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import faust
 
 from app import codec, metrics
-from app.rawinput import raw_inputs
 
-__all__ = [
-    "DEAD_LETTER_PREFIX_BYTES", "Every", "consumed_topics", "consumer_backlog", "dead_letter",
-    "dead_letter_body", "dead_letter_key", "items_in_partition",
-]
+__all__ = ["DEAD_LETTER_PREFIX_BYTES", "dead_letter", "dead_letter_body", "dead_letter_key"]
 
 log = logging.getLogger(__name__)
-
-
-class Every:
-    """Says, per partition, whether `every_s` has passed since it last said yes (monotonic)."""
-
-    def __init__(self, every_s: float) -> None:
-        self.every_s = every_s
-        self.acted_at: dict[int, float] = {}
-
-    def due(self, partition: int) -> bool:
-        now = time.monotonic()
-        if now - self.acted_at.get(partition, float("-inf")) < self.every_s:
-            return False
-        self.acted_at[partition] = now
-        return True
 
 
 async def dead_letter(topic: faust.TopicT, message: Any, reason: str) -> None:
@@ -80,7 +65,7 @@ def _letter(message: Any, reason: str) -> dict:
         value = str(raw).encode("utf-8", "replace")
     prefix = value[:DEAD_LETTER_PREFIX_BYTES] if value is not None else None
     text: Optional[str] = None
-    if prefix is not None:
+    if value is not None and prefix is not None:
         try:
             text = prefix.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -98,55 +83,6 @@ def _letter(message: Any, reason: str) -> dict:
         "value_b64": base64.b64encode(prefix).decode() if prefix is not None else None,
         "value_size": len(value) if value is not None else None,
         "value_sha256": hashlib.sha256(value).hexdigest() if value is not None else None,
-        "value_truncated": value is not None and len(value) > len(prefix),
+        "value_truncated": value is not None and prefix is not None and len(value) > len(prefix),
         "rejected_at": time.time(),
     }
-
-
-_lag_labels: set[tuple[str, str]] = set()
-
-
-def consumer_backlog(app: faust.App, topic_names: tuple[str, ...]) -> int:
-    """Records this worker has not yet read from its active partitions of `topic_names`;
-    sets the lag gauge per topic and partition (and drops partitions no longer owned)."""
-    consumer = app.consumer
-    total = 0
-    labels: set[tuple[str, str]] = set()
-    for tp in app.assignor.assigned_actives():
-        if tp.topic not in topic_names:
-            continue
-        try:
-            end = consumer.highwater(tp)
-        except Exception:  # no fetch yet: nothing known about this partition
-            continue
-        if end is None:
-            continue
-        read = consumer._read_offset.get(tp)  # faust keeps no public accessor for this
-        position = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
-        backlog = max(0, end - position)
-        label = (tp.topic, str(tp.partition))
-        metrics.consumer_lag.labels(*label).set(backlog)
-        labels.add(label)
-        total += backlog
-    for gone in _lag_labels - labels:
-        try:
-            metrics.consumer_lag.remove(*gone)
-        except KeyError:
-            pass
-    _lag_labels.clear()
-    _lag_labels.update(labels)
-    return total
-
-
-def consumed_topics(app: faust.App) -> tuple[str, ...]:
-    """Every topic this app reads: its agents' (each domain's inputs and internal topics)
-    and its raw inputs' (app/rawinput.py)."""
-    names = {name for agent in app.agents.values() for name in getattr(agent.channel, "topics", ())}
-    return tuple(sorted(names | set(raw_inputs(app))))
-
-
-def items_in_partition(table, partition: int, partition_of) -> Iterator[tuple[str, Any]]:
-    """The (key, state) pairs of one partition of a StateTable (its keys were produced by key)."""
-    for key, state in table.items():
-        if partition_of(key) == partition:
-            yield key, state
