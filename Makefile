@@ -42,7 +42,7 @@ test: install $(JARS) chromium lint
 # the habits' gate: lint and import order everywhere (tests too), types in app/ and tables/ (pyproject.toml)
 lint: install
 	@echo "== ruff and mypy"
-	@$(VENV)/bin/ruff check app tables agents web bench tests
+	@$(VENV)/bin/ruff check app tables agents web bench tests dev
 	@$(VENV)/bin/mypy
 
 unit: install

@@ -1,11 +1,22 @@
-"""`python -m app …`: worker, ingest, simulate (SPEC.md "CLI")."""
+"""`python -m app …`: worker, ingest, simulate (SPEC.md "CLI").
+
+Every command but `worker` is a module with `add_arguments(parser)` and `main(args,
+settings) -> exit code`, named in `COMMANDS` (the one list) and imported only when run:
+`app/` imports no domain, and a double of an external system lives in `dev/`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS = {  # verb: (module, help)
+    "ingest": ("app.ingest", "produce a file's records to the input topics"),
+    "simulate": ("dev.simulate", "realistic call-center traffic on qapp-events (an Asterisk double)"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,22 +29,17 @@ def main(argv: list[str] | None = None) -> int:
         app.main()
         return 0
 
-    from app import ingest, simulate
     from app.settings import get_settings
 
     parser = argparse.ArgumentParser(prog="python -m app", description="switchboard: live contact-center state")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
     verbs.add_parser("worker", help="run a Faust worker (faust worker options follow)")
-    ingest.add_arguments(verbs.add_parser("ingest", help="produce a file's records to the input topics"))
-    simulate.add_arguments(verbs.add_parser("simulate", help="realistic traffic on the input topics"))
+    for verb, (module, help_text) in COMMANDS.items():
+        sub = verbs.add_parser(verb, help=help_text)
+        if argv and argv[0] == verb:  # only the command asked for is imported
+            importlib.import_module(module).add_arguments(sub)
     args = parser.parse_args(argv)
-    settings = get_settings()
-    if args.verb == "ingest":
-        return ingest.main(args, settings)
-    if args.verb == "simulate":
-        return simulate.main(args, settings)
-    parser.error(f"unknown command {args.verb}")
-    return 2
+    return int(importlib.import_module(COMMANDS[args.verb][0]).main(args, get_settings()))
 
 
 if __name__ == "__main__":

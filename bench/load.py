@@ -17,7 +17,7 @@ import time
 from aiokafka import AIOKafkaProducer
 
 from app.ingest import record_key
-from app.simulate import CallCenterSimulation
+from dev.simulate import CallCenterSimulation
 from tables.callcenter.queue_log import to_line
 
 TICK_S = 0.005

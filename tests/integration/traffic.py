@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from app.simulate import CallCenterSimulation
+from dev.simulate import CallCenterSimulation
 from tables.callcenter.queue_log import to_line
 
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.simulate import DEFAULT_QUEUES, CallCenterSimulation, add_arguments, record_json, record_key
+from dev.simulate import DEFAULT_QUEUES, CallCenterSimulation, add_arguments, record_json, record_key
 from tables.callcenter.events import NONE, QueueLogRecord
 from tables.callcenter.queue_log import decode, interpret
 
@@ -331,10 +331,10 @@ class FakeProducer:
 
 @pytest.fixture
 def producer(monkeypatch) -> type[FakeProducer]:
-    import app.simulate
+    import dev.simulate
 
     FakeProducer.instances = []
-    monkeypatch.setattr(app.simulate, "AIOKafkaProducer", FakeProducer)
+    monkeypatch.setattr(dev.simulate, "AIOKafkaProducer", FakeProducer)
     return FakeProducer
 
 
@@ -343,7 +343,7 @@ def test_run_sends_current_records_for_the_duration_then_flushes(producer, capsy
     import time
 
     from app.settings import Settings
-    from app.simulate import run
+    from dev.simulate import run
 
     config = Settings(topic_qapp_events="qapp-test", kafka_bootstrap="broker:9092")
     before = time.time()
@@ -364,7 +364,7 @@ def test_cancelled_run_still_flushes_and_stops_the_producer(producer):
     import asyncio
 
     from app.settings import Settings
-    from app.simulate import run
+    from dev.simulate import run
 
     async def cancel_soon() -> None:
         task = asyncio.ensure_future(run(Settings(), rate=5.0, duration=None, seed=1, speed=100.0, progress=False))
