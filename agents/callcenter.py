@@ -28,7 +28,7 @@ from app.rawinput import RawInput
 from app.state import items_in_partition
 from app.streamtime import SOURCE, Every, PartitionClock, StreamMark
 from tables.callcenter import queue_log
-from tables.callcenter.calls import CallState, CallSwept, apply_call_event, past_retention
+from tables.callcenter.calls import CallEndInferred, CallState, CallSwept, apply_call_event, past_retention
 from tables.callcenter.events import Ignored, MalformedEvent
 from tables.callcenter.operators import OperatorState, OperatorSwept, apply_operator_event, needs_sweep
 from tables.callcenter.queues import QueueState, WindowSchedule, apply_changes, close_windows, place_facts, sweep_lost_calls
@@ -213,7 +213,7 @@ class CallsAndOperators:
         if isinstance(message, StreamMark):
             self._time_passes(message)
             return
-        if isinstance(message, CallSwept):
+        if isinstance(message, (CallSwept, CallEndInferred)):
             self._call(message)
             return
         if is_call_event(message) and _partition_of(message.callid) == self.partition:
@@ -223,6 +223,8 @@ class CallsAndOperators:
 
     def _call(self, message) -> None:
         outcome = apply_call_event(self.calls.get(message.callid), message)
+        if outcome.healed:
+            metrics.staleness_resets.labels(outcome.healed).inc()
         if outcome.call is not None:
             if outcome.changed:
                 self.calls.put(message.callid, outcome.call)
@@ -235,7 +237,7 @@ class CallsAndOperators:
             self.outbox.to_partition(topics.cc_queues, _partition_of(fact.queue), fact)
 
     def _operator(self, agent: str, before: Optional[OperatorState], message) -> None:
-        outcome = apply_operator_event(before, message)
+        outcome = apply_operator_event(before, message, cc_settings.max_calls_per_operator)
         if outcome.changed:
             self.operators.put(agent, outcome.operator)
             if isinstance(message, OperatorSwept) and before is not None and outcome.operator.idle_resets > before.idle_resets:
@@ -247,8 +249,11 @@ class CallsAndOperators:
         for swept in outcome.swept_calls:
             metrics.staleness_resets.labels("call_closed").inc()
             self._to_call(swept)
+        for inferred in outcome.inferred_ends:  # only with a change: a replay proves nothing again
+            metrics.staleness_resets.labels(inferred.evidence.value).inc()
+            self._to_call(inferred)
 
-    def _to_call(self, swept: CallSwept) -> None:
+    def _to_call(self, swept: CallSwept | CallEndInferred) -> None:
         target = _partition_of(swept.callid)
         if target == self.partition:
             self._call(swept)

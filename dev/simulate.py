@@ -512,20 +512,25 @@ async def run(
     seed: Optional[int],
     speed: float = 1.0,
     progress: bool = True,
+    loss: float = 0.0,
 ) -> int:
     """Produce simulated traffic to `qapp-events` in real time; returns the number of events sent.
 
     Simulated time runs `speed` times as fast as the wall clock and starts at now, so event
     times are current. Stops after `duration` wall seconds (None: until cancelled; on
     cancellation the producer is still flushed and stopped, and the cancellation propagates).
+    `loss` is the share of events dropped at random (never sent), as a lossy log would.
     """
     if speed <= 0:
         raise ValueError("speed must be positive")
+    if not 0.0 <= loss < 1.0:
+        raise ValueError("loss must be in [0, 1)")
     if seed is None:
         seed = random.SystemRandom().randrange(2**32)
     wall_start = time.time()
     started = time.monotonic()
     simulation = CallCenterSimulation(seed=seed, start=wall_start, rate=rate)
+    dropper = random.Random(seed + 1)  # which events are lost: the same for the same seed
     topic = settings.topic_qapp_events
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     sent = 0
@@ -556,6 +561,8 @@ async def run(
             if duration is not None and elapsed >= duration:
                 elapsed = duration
             records = simulation.advance(wall_start + elapsed * speed)
+            if loss:
+                records = [r for r in records if dropper.random() >= loss]
             deliveries = [
                 await producer.send(topic, value=record_json(record), key=record_key(record)) for record in records
             ]
@@ -585,6 +592,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after this many seconds (default: run until interrupted)")
     parser.add_argument("--seed", type=int, default=None, metavar="N",
                         help="random seed; the same seed gives the same traffic (default: random)")
+    parser.add_argument("--loss", type=float, default=0.0, metavar="P",
+                        help="drop this share of the events at random, as a lossy log would (default 0)")
     parser.add_argument("--speed", type=float, default=1.0, metavar="X",
                         help="simulated time runs X times as fast as the wall clock (default 1)")
 
@@ -594,10 +603,14 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if args.rate <= 0 or getattr(args, "speed", 1.0) <= 0:
         print("simulate: --rate and --speed must be positive", file=sys.stderr)
         return 2
+    if not 0.0 <= getattr(args, "loss", 0.0) < 1.0:
+        print("simulate: --loss must be at least 0 and below 1 (a share of the events)", file=sys.stderr)
+        return 2
 
     async def supervise() -> int:
         task = asyncio.ensure_future(
-            run(settings, rate=args.rate, duration=args.duration, seed=args.seed, speed=getattr(args, "speed", 1.0))
+            run(settings, rate=args.rate, duration=args.duration, seed=args.seed, speed=getattr(args, "speed", 1.0),
+                loss=getattr(args, "loss", 0.0))
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -26,9 +26,9 @@ from tables.callcenter.events import (
 from tables.callcenter.windows import ANSWERED, COMPLETED, ENTERED, UNANSWERED, WindowFact
 
 __all__ = [
-    "ABANDONED", "CLOSED", "COMPLETED_STATUS", "CallOutcome", "CallState", "CallStatus", "CallSwept", "EXITED",
-    "LOST", "OPEN_STATUSES", "TALKING", "TRANSFERRED", "WAITING", "WaitingChange", "apply_call_event",
-    "past_retention",
+    "ABANDONED", "CLOSED", "COMPLETED_STATUS", "CONNECT_LOST", "CallEndInferred", "CallOutcome", "CallState",
+    "CallStatus", "CallSwept", "END_LOST", "EXITED", "EndEvidence", "LOST", "OPEN_STATUSES", "TALKING",
+    "TRANSFERRED", "WAITING", "WaitingChange", "apply_call_event", "past_retention",
 ]
 
 
@@ -99,12 +99,32 @@ class CallSwept:
     status: CallStatus  # LOST (waited too long) | CLOSED (talked too long)
 
 
+class EndEvidence(StrEnum):
+    """What proved a talking call over though its end was lost (the metric's `kind`)."""
+
+    SUPERSEDED = "call_superseded"  # its operator answered another call (one call at a time)
+    OPERATOR_LEFT = "call_operator_left"  # its operator left every queue, or logged off
+
+
+@dataclass(frozen=True, slots=True)
+class CallEndInferred:
+    """A later event proves a talking call over, its own end lost: the call closes with an
+    unknown end (no window fact is invented) unless its own end arrives after all."""
+
+    time: float  # of the evidence
+    callid: str
+    queue: str
+    evidence: EndEvidence
+    detail: str  # what the evidence was, for `end_reason`
+
+
 @dataclass(frozen=True, slots=True)
 class CallOutcome:
     call: Optional[CallState]  # the state to store (and publish on `call-status`)
     waiting: tuple[WaitingChange, ...] = ()
     facts: tuple[WindowFact, ...] = ()
     changed: bool = True
+    healed: str = ""  # the lost event this one proves (a `switchboard_staleness_resets_total` kind), if any
 
 
 # The place of each event in a call's life: breaks ties between events of one second.
@@ -112,15 +132,32 @@ _RANK = {CallEntered: 0, CallRingNoAnswer: 1, CallConnected: 2}
 _TERMINAL_RANK = 3
 
 
-def apply_call_event(call: Optional[CallState], event: CallEvent | CallSwept) -> CallOutcome:
+def apply_call_event(call: Optional[CallState], event: CallEvent | CallSwept | CallEndInferred) -> CallOutcome:
     if isinstance(event, CallSwept):
         return _swept(call, event)
+    if isinstance(event, CallEndInferred):
+        return _end_inferred(call, event)
     fact = _fact(event)
     facts = (fact,) if fact is not None else ()
     rank = _RANK.get(type(event), _TERMINAL_RANK)
     if call is not None and _already_seen(call, event, rank):
         return CallOutcome(call, _announce(call), facts, changed=False)
-    return replace(_apply(call, event, rank), facts=facts)
+    return replace(_apply(call, event, rank), facts=facts, healed=_healed(call, event))
+
+
+CONNECT_LOST = "call_connect_lost"  # an end for a call still waiting: its CONNECT was lost
+END_LOST = "call_end_lost"  # a call talking enters a queue again: its end (or transfer) was lost
+
+
+def _healed(call: Optional[CallState], event: CallEvent) -> str:
+    """What lost event `event` (not seen before) proves, given the call as it was."""
+    if call is None:
+        return ""  # nothing known before: a log that starts mid-call, not a loss
+    if isinstance(event, (CallCompleted, CallTransferred)) and call.status == WAITING:
+        return CONNECT_LOST
+    if isinstance(event, CallEntered) and call.status == TALKING:
+        return END_LOST
+    return ""
 
 
 def _already_seen(call: CallState, event: CallEvent, rank: int) -> bool:
@@ -129,6 +166,8 @@ def _already_seen(call: CallState, event: CallEvent, rank: int) -> bool:
     if isinstance(event, CallEntered) and event.time >= call.last_time:
         if call.queue != event.queue:
             return False
+        if call.status == TALKING and event.time > call.last_time:
+            return False  # in the queue again after its answer: the talk's end was lost
         if call.status in OPEN_STATUSES:
             return True  # it is waiting or talking here already
         if event.time > call.last_time:
@@ -218,6 +257,14 @@ def _swept(call: Optional[CallState], sweep: CallSwept) -> CallOutcome:
         last_time=max(call.last_time, sweep.time),
         last_rank=_TERMINAL_RANK,
     )
+    return CallOutcome(new, _announce(new))
+
+
+def _end_inferred(call: Optional[CallState], inferred: CallEndInferred) -> CallOutcome:
+    if call is None or call.status != TALKING or call.last_time > inferred.time:
+        return CallOutcome(call, changed=False)  # ended already, or heard of since the evidence
+    # last_time stays: the call's own end, should it arrive, still says how it really ended
+    new = replace(call, status=CLOSED, ended_at=inferred.time, end_reason=f"unknown end: {inferred.detail}")
     return CallOutcome(new, _announce(new))
 
 

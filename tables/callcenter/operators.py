@@ -16,7 +16,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Iterable, Optional
 
-from tables.callcenter.calls import CLOSED, CallSwept
+from tables.callcenter.calls import CLOSED, CallEndInferred, CallSwept, EndEvidence
 from tables.callcenter.events import (
     AgentLoggedIn,
     CallCompleted,
@@ -82,6 +82,9 @@ class OperatorState:
     agent_logged_in: bool = True  # chan_agent AGENTLOGOFF makes every membership idle
     agent_login_since: float = 0.0
     ended_calls: tuple[tuple[str, float], ...] = ()  # (call id, end time) of the latest calls
+    # calls ended by evidence (`CallEndInferred`) whose own end has not arrived: when it does,
+    # it still counts in today's tally
+    unconfirmed_ends: tuple[str, ...] = ()
     state: TelephonyState = OFFLINE
     state_since: Optional[float] = None
     last_time: float = 0.0
@@ -102,6 +105,7 @@ class OperatorState:
                 "queues": {q: Membership(**m) for q, m in d["queues"].items()},
                 "calls": {c: CurrentCall(**v) for c, v in d["calls"].items()},
                 "ended_calls": tuple((c, t) for c, t in d["ended_calls"]),
+                "unconfirmed_ends": tuple(d.get("unconfirmed_ends", ())),
                 "state": TelephonyState(d["state"]),
             }
         )
@@ -124,15 +128,21 @@ class OperatorOutcome:
     operator: OperatorState
     members: tuple[MemberChange, ...] = ()
     swept_calls: tuple[CallSwept, ...] = ()
+    inferred_ends: tuple[CallEndInferred, ...] = ()  # calls this event proved over (their ends lost)
     changed: bool = True
 
 
-def apply_operator_event(op: Optional[OperatorState], event: OperatorEvent | OperatorSwept) -> OperatorOutcome:
+def apply_operator_event(op: Optional[OperatorState], event: OperatorEvent | OperatorSwept,
+                         max_calls: int = 1) -> OperatorOutcome:
+    """`max_calls`: how many queue calls an operator can be on at once (Asterisk's
+    `ringinuse=no`: one); a CONNECT beyond it proves the oldest current call over."""
     before = op or OperatorState(agent=getattr(event, "agent", ""))
+    inferred: tuple[CallEndInferred, ...] = ()
     if isinstance(event, OperatorSwept):
         after, swept = _sweep(before, event)
     else:
         after, swept = _apply(before, event), ()
+        after, inferred = _end_proven_calls(after, max_calls)
     now = max(event.time, before.last_time)
     after = _settle(before, replace(after, last_time=now) if not isinstance(event, OperatorSwept) else after, now)
     changes = _member_changes(before, after, now)
@@ -141,7 +151,40 @@ def apply_operator_event(op: Optional[OperatorState], event: OperatorEvent | Ope
     if after == before:
         # nothing new: a duplicate or replay. Say again what queues should know (idempotent).
         return OperatorOutcome(after, member_views(after), changed=False)
-    return OperatorOutcome(after, changes, swept)
+    return OperatorOutcome(after, changes, swept, inferred)
+
+
+def _end_proven_calls(op: OperatorState, max_calls: int) -> tuple[OperatorState, tuple[CallEndInferred, ...]]:
+    """End the current calls a later event proves over: those beyond `max_calls` (the
+    oldest: a newer CONNECT), and those that began before the operator left every queue
+    or logged off."""
+    if not op.calls:
+        return op, ()
+    gone_at, how = None, ""
+    if not op.agent_logged_in:
+        gone_at, how = op.agent_login_since, "its operator logged off"
+    elif not op.queues and op.left:
+        gone_at, how = max(op.left.values()), "its operator left every queue"
+    ended: list[CallEndInferred] = []
+    current = sorted(op.calls.values(), key=lambda c: (c.since, c.callid))
+    if gone_at is not None:
+        ended += [CallEndInferred(gone_at, c.callid, c.queue, EndEvidence.OPERATOR_LEFT, how)
+                  for c in current if c.since < gone_at]
+        current = [c for c in current if c.since >= gone_at]
+    if len(current) > max_calls:
+        newest = current[-1]
+        ended += [CallEndInferred(newest.since, c.callid, c.queue, EndEvidence.SUPERSEDED,
+                                  f"its operator answered call {newest.callid}")
+                  for c in current[: len(current) - max_calls]]
+    if not ended:
+        return op, ()
+    gone = {e.callid for e in ended}
+    return replace(
+        op,
+        calls={c: v for c, v in op.calls.items() if c not in gone},
+        ended_calls=(*op.ended_calls, *((e.callid, e.time) for e in ended))[-_RECENT_ENDED:],
+        unconfirmed_ends=(*op.unconfirmed_ends, *(e.callid for e in ended))[-_RECENT_ENDED:],
+    ), tuple(ended)
 
 
 def needs_sweep(op: OperatorState, sweep: OperatorSwept) -> bool:
@@ -210,10 +253,13 @@ def _apply(op: OperatorState, event: OperatorEvent) -> OperatorState:
             queues = {**queues, event.queue: Membership(since=event.time)}  # answered there: a member
         return replace(op, queues=queues, calls={**op.calls, event.callid: CurrentCall(event.callid, event.queue, event.time)})
     if isinstance(event, (CallCompleted, CallTransferred)):
-        if event.callid not in op.calls and _ended_already(op, event.callid, event.time):
+        if event.callid in op.unconfirmed_ends:  # ended by evidence; its own end still counts
+            op = replace(op, unconfirmed_ends=tuple(c for c in op.unconfirmed_ends if c != event.callid))
+        elif event.callid not in op.calls and _ended_already(op, event.callid, event.time):
             return op  # a current call always ends, however late its end arrives
         calls = {c: v for c, v in op.calls.items() if c != event.callid}
-        ended = (*op.ended_calls, (event.callid, event.time))[-_RECENT_ENDED:]
+        ended = op.ended_calls if any(c == event.callid for c, _ in op.ended_calls) else \
+            (*op.ended_calls, (event.callid, event.time))[-_RECENT_ENDED:]
         if op.day and day_of(event.time) < op.day:
             return replace(op, calls=calls, ended_calls=ended)  # yesterday's call: not today's tally
         op = _roll_day(op, event.time)

@@ -24,6 +24,9 @@ class CallCenterSettings(DomainSettings):
     call_retention_s: float = 24 * 3600.0  # ended calls are forgotten (tombstoned) this long after
     call_retention_sweep_s: float = 600.0  # how often ended calls are looked at for retention
     max_future_skew_s: float = 300.0  # records timed further ahead than this are rejected
+    # queue calls an operator takes at once (Asterisk's ringinuse=no: one); a CONNECT beyond
+    # it proves the operator's oldest current call over, its end lost
+    max_calls_per_operator: int = Field(1, ge=1)
 
     # output topic names (defaults per SPEC.md); the input is `TOPIC_QAPP_EVENTS` (app settings)
     topic_call_status: str = "call-status"

@@ -63,7 +63,7 @@ topics = _declare()
 register_types((
     events.CallEntered, events.CallRingNoAnswer, events.CallConnected, events.CallCompleted, events.CallTransferred,
     events.CallLeftUnanswered, events.MemberAdded, events.MemberRemoved, events.MemberPaused, events.AgentLoggedIn,
-    calls.WaitingChange, calls.CallSwept, operators.MemberChange, operators.OperatorSwept, StreamMark,
+    calls.WaitingChange, calls.CallSwept, calls.CallEndInferred, operators.MemberChange, operators.OperatorSwept, StreamMark,
     windows.WindowFact,
 ))
 

@@ -16,14 +16,18 @@ from tables.callcenter.calls import (
     ABANDONED,
     CLOSED,
     COMPLETED_STATUS,
+    CONNECT_LOST,
+    END_LOST,
     EXITED,
     LOST,
     TALKING,
     TRANSFERRED,
     WAITING,
+    CallEndInferred,
     CallOutcome,
     CallState,
     CallSwept,
+    EndEvidence,
     WaitingChange,
     apply_call_event,
 )
@@ -42,7 +46,7 @@ def event(line: str) -> CallEvent:
     return interpret(parse_line(f"{when}|{rest}"))  # type: ignore[return-value]
 
 
-def play(*lines: str | CallSwept, call: Optional[CallState] = None) -> list[CallOutcome]:
+def play(*lines: str | CallSwept | CallEndInferred, call: Optional[CallState] = None) -> list[CallOutcome]:
     """Apply each line (or sweep) in order; every outcome, the last one holds the state."""
     outcomes = []
     for line in lines:
@@ -676,3 +680,59 @@ def test_a_calls_json_is_its_fields_as_asdict_would_give_them() -> None:
     for call in (full, CallState("c2", "sales", WAITING)):
         assert call.to_json() == dataclasses.asdict(call)
         assert CallState.from_json(call.to_json()) == call
+
+
+# --- ends proven by later events (their own were lost) ------------------------------------
+
+
+def superseded(after_s: float, callid: str = "c1") -> CallEndInferred:
+    return CallEndInferred(T0 + after_s, callid, "support", EndEvidence.SUPERSEDED, "its operator answered call c9")
+
+
+def test_an_inferred_end_closes_a_talking_call_with_an_unknown_end_and_no_fact() -> None:
+    outcome = play(ENTER, CONNECT, superseded(400))[-1]
+    assert outcome.call is not None
+    assert (outcome.call.status, outcome.call.ended_at) == (CLOSED, T0 + 400)
+    assert outcome.call.end_reason == "unknown end: its operator answered call c9"
+    assert outcome.facts == ()  # no completed call, no talk time invented
+
+
+def test_the_calls_own_end_after_an_inferred_one_says_how_it_really_ended() -> None:
+    call = final(ENTER, CONNECT, superseded(400), COMPLETE)
+    assert (call.status, call.ended_at, call.calltime_s) == (COMPLETED_STATUS, T0 + 312, 300.0)
+
+
+@pytest.mark.parametrize("before", [(ENTER,), (ENTER, CONNECT, COMPLETE), (ENTER, ABANDON)])
+def test_an_inferred_end_changes_only_a_talking_call(before: tuple[str, ...]) -> None:
+    outcomes = play(*before, superseded(400))
+    assert outcomes[-1].changed is False and outcomes[-1].call == outcomes[-2].call
+
+
+def test_an_inferred_end_older_than_what_the_call_heard_since_is_ignored() -> None:
+    outcome = play(ENTER, CONNECT, superseded(5))[-1]
+    assert (outcome.changed, outcome.call.status if outcome.call else None) == (False, TALKING)
+
+
+def test_an_end_for_a_call_still_waiting_heals_its_lost_connect() -> None:
+    outcome = play(ENTER, COMPLETE)[-1]
+    assert outcome.call is not None and outcome.call.status == COMPLETED_STATUS
+    assert outcome.healed == CONNECT_LOST
+    assert outcome.waiting == (WaitingChange("support", "c1", T0 + 312, None),)  # it waits no more
+
+
+def test_a_talking_call_entering_its_queue_again_waits_again() -> None:
+    outcome = play(ENTER, CONNECT, "+500|c1|support|NONE|ENTERQUEUE||+79161234567|1")[-1]
+    assert outcome.call is not None and (outcome.call.status, outcome.call.entered_at) == (WAITING, T0 + 500)
+    assert outcome.healed == END_LOST
+    assert [f.kind for f in outcome.facts] == [ENTERED]
+
+
+def test_a_duplicate_enterqueue_of_a_talking_call_changes_nothing() -> None:
+    outcome = play(ENTER, CONNECT, "+12|c1|support|NONE|ENTERQUEUE||+79161234567|1")[-1]
+    assert (outcome.changed, outcome.healed) == (False, "")
+    assert outcome.call is not None and outcome.call.status == TALKING
+
+
+def test_an_ordinary_life_heals_nothing() -> None:
+    assert [o.healed for o in play(ENTER, RING, CONNECT, COMPLETE)] == ["", "", "", ""]
+    assert play(COMPLETE)[-1].healed == ""  # a log that starts mid-call is no loss

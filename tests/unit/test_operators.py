@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tables.callcenter.calls import CLOSED, CallSwept
+from tables.callcenter.calls import CLOSED, CallEndInferred, CallSwept, EndEvidence
 from tables.callcenter.events import MemberPaused
 from tables.callcenter.operators import (
     AVAILABLE,
@@ -315,10 +315,13 @@ def test_paused_operator_answering_is_paused_and_on_call_in_the_queue() -> None:
     assert seen(outcome.members) == {"support": (True, True, True)}
 
 
-def test_removed_while_talking_stays_on_call_but_leaves_the_queue() -> None:
+def test_removed_from_every_queue_while_talking_proves_the_call_over() -> None:
     outcome = play(ADD, CONNECT, "+60|MANAGER|support|SIP/100|REMOVEMEMBER|")[-1]
-    assert (outcome.operator.state, outcome.operator.queues) == (ON_CALL, {})
+    assert (outcome.operator.state, outcome.operator.queues, outcome.operator.calls) == (OFFLINE, {}, {})
     assert seen(outcome.members) == {"support": (False, False, False)}
+    assert outcome.inferred_ends == (
+        CallEndInferred(T0 + 60, "c1", "support", EndEvidence.OPERATOR_LEFT, "its operator left every queue"),
+    )
 
 
 # --- duplicates and replays --------------------------------------------------------------
@@ -671,3 +674,62 @@ def test_operator_state_survives_how_the_table_stores_it() -> None:
 def test_the_sweep_skips_exactly_the_operators_it_would_not_change(lines, after_s) -> None:
     op = final(*lines)
     assert needs_sweep(op, sweep(after_s)) == apply_operator_event(op, sweep(after_s)).changed
+
+
+# --- a later event proves a call over (its end was lost) ------------------------------------
+
+CONNECT_2 = "+400|c2|support|SIP/100|CONNECT|5|1700000400.5|1"
+COMPLETE_2 = "+500|c2|support|SIP/100|COMPLETEAGENT|5|100|1"
+
+
+def test_a_new_call_ends_the_call_whose_end_was_lost() -> None:
+    outcome = play(ADD, CONNECT, CONNECT_2)[-1]
+    assert outcome.operator.calls.keys() == {"c2"}
+    assert outcome.inferred_ends == (
+        CallEndInferred(T0 + 400, "c1", "support", EndEvidence.SUPERSEDED, "its operator answered call c2"),
+    )
+    assert (outcome.operator.calls_today, outcome.operator.talk_time_today_s) == (0, 0.0)  # nothing invented
+
+
+def test_once_the_new_call_ends_the_operator_is_available_again() -> None:
+    op = final(ADD, CONNECT, CONNECT_2, COMPLETE_2)
+    assert (op.state, op.calls, op.calls_today) == (AVAILABLE, {}, 1)
+
+
+def test_the_lost_end_arriving_after_all_still_counts_today() -> None:
+    op = final(ADD, CONNECT, CONNECT_2, COMPLETE)
+    assert op.calls.keys() == {"c2"} and op.unconfirmed_ends == ()
+    assert (op.calls_today, op.talk_time_today_s) == (1, 300.0)
+    again = apply_operator_event(op, event(COMPLETE))
+    assert again.changed is False and again.operator.calls_today == 1  # counted once
+
+
+def test_a_late_connect_of_an_older_call_is_over_at_once() -> None:
+    outcome = play(ADD, CONNECT_2, CONNECT)[-1]
+    assert outcome.operator.calls.keys() == {"c2"}
+    assert [(e.callid, e.time) for e in outcome.inferred_ends] == [("c1", T0 + 400)]
+
+
+def test_a_replayed_connect_proves_nothing_again() -> None:
+    outcomes = play(ADD, CONNECT, CONNECT_2, CONNECT, CONNECT_2)
+    assert [len(o.inferred_ends) for o in outcomes] == [0, 0, 1, 0, 0]
+    assert outcomes[-1].operator == outcomes[2].operator
+
+
+def test_with_ringinuse_an_operator_takes_several_calls_and_the_oldest_ends_beyond_them() -> None:
+    op: Optional[OperatorState] = None
+    inferred = []
+    for line in (ADD, CONNECT, CONNECT_2, "+450|c3|support|SIP/100|CONNECT|2|1700000450.5|1"):
+        outcome = apply_operator_event(op, event(line), max_calls=2)
+        op, inferred = outcome.operator, [*inferred, *outcome.inferred_ends]
+    assert op is not None and op.calls.keys() == {"c2", "c3"}
+    assert [(e.callid, e.detail) for e in inferred] == [("c1", "its operator answered call c3")]
+
+
+def test_logging_off_while_talking_proves_the_call_over() -> None:
+    outcome = play("+0|MANAGER|support|Agent/100|ADDMEMBER|", "+5|NONE|NONE|Agent/100|AGENTLOGIN|SIP/100",
+                   "+30|c1|support|Agent/100|CONNECT|12|x|3", "+60|NONE|NONE|Agent/100|AGENTLOGOFF|SIP/100|55")[-1]
+    assert outcome.inferred_ends == (
+        CallEndInferred(T0 + 60, "c1", "support", EndEvidence.OPERATOR_LEFT, "its operator logged off"),
+    )
+    assert (outcome.operator.state, outcome.operator.calls) == (OFFLINE, {})

@@ -521,3 +521,29 @@ def test_a_replayed_line_publishes_its_call_and_operator_again() -> None:
     operator_status = topics.operator_status.get_topic_name()
     assert panel.published[(call_status, "c1")] == first[(call_status, "c1")]
     assert panel.published[(operator_status, "SIP/100")]["state"] == first[(operator_status, "SIP/100")]["state"]
+
+
+def _resets(kind: str) -> float:
+    from app.metrics import REGISTRY
+
+    return REGISTRY.get_sample_value("switchboard_staleness_resets_total", {"kind": kind}) or 0.0
+
+
+def test_a_lost_complete_no_longer_keeps_its_operator_on_call() -> None:
+    """The shift replayed with a COMPLETE lost: the operator's next call ends the old one,
+    so once that call ends the operator is available, not on call for hours."""
+    counted = _resets("call_superseded")
+    panel = Panel().feed(
+        "+0|MANAGER|support|SIP/100|ADDMEMBER|",
+        "+1|c1|support|NONE|ENTERQUEUE||+7916|1",
+        "+12|c1|support|SIP/100|CONNECT|11|x|1",
+        # c1's COMPLETEAGENT at +300 was lost
+        "+400|c2|support|NONE|ENTERQUEUE||+7917|1",
+        "+405|c2|support|SIP/100|CONNECT|5|x|1",
+    )
+    assert panel.counts("support") == counts(logged_in=1, on_call=1)
+    panel.feed("+500|c2|support|SIP/100|COMPLETEAGENT|5|95|1")
+    assert panel.counts("support") == counts(logged_in=1, available=1)
+    c1 = panel.published[(topics.call_status.get_topic_name(), "c1")]
+    assert (c1["status"], c1["end_reason"]) == ("closed", "unknown end: its operator answered call c2")
+    assert _resets("call_superseded") == counted + 1

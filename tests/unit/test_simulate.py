@@ -376,3 +376,17 @@ def test_cancelled_run_still_flushes_and_stops_the_producer(producer):
     asyncio.run(cancel_soon())
     (fake,) = producer.instances
     assert fake.sent and fake.flushed and fake.stopped
+
+
+def test_run_with_loss_drops_that_share_of_the_events(producer):
+    import asyncio
+
+    from app.settings import Settings
+    from dev.simulate import run
+
+    config = Settings(topic_qapp_events="qapp-test", kafka_bootstrap="broker:9092")
+    whole = asyncio.run(run(config, rate=20.0, duration=0.5, seed=4, speed=120.0, progress=False))
+    lossy = asyncio.run(run(config, rate=20.0, duration=0.5, seed=4, speed=120.0, progress=False, loss=0.25))
+    assert whole > 400 and 0.6 * whole < lossy < 0.9 * whole
+    with pytest.raises(ValueError):
+        asyncio.run(run(config, rate=20.0, duration=0.5, seed=4, loss=1.0))
