@@ -28,6 +28,7 @@ from app.rawinput import RawInput
 from app.state import items_in_partition
 from app.streamtime import SOURCE, Every, PartitionClock, StreamMark
 from tables.callcenter import queue_log
+from tables.callcenter.aliases import OperatorAliases, canonical_agent
 from tables.callcenter.calls import CallEndInferred, CallState, CallSwept, apply_call_event, past_retention
 from tables.callcenter.events import Ignored, MalformedEvent
 from tables.callcenter.operators import OperatorState, OperatorSwept, apply_operator_event, needs_sweep
@@ -39,6 +40,7 @@ from tables.callcenter.store import (
     input_partitions,
     input_tracker,
     local_windows,
+    operator_aliases,
     operators_table,
     queues_table,
     recent_windows,
@@ -162,8 +164,10 @@ async def _route(raw: RawInput) -> None:
         meter.seconds.observe(time.perf_counter() - started)
 
 
-def route_event(outbox: Outbox, event: Any) -> None:
-    """`event` to each partition of cc-events whose state it concerns (its call's, its agent's)."""
+def route_event(outbox: Outbox, event: Any, aliases: OperatorAliases = operator_aliases) -> None:
+    """`event`, its operator by its canonical name, to each partition of cc-events whose
+    state it concerns (its call's, its operator's)."""
+    event = canonical_agent(event, aliases)
     for partition in {_partition_of(key) for _, key in destinations(event)}:
         outbox.to_partition(topics.cc_events, partition, event)
 

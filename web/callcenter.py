@@ -14,7 +14,15 @@ from faust import web
 
 from app.main import app, settings
 from tables.callcenter.queues import QueueState, live_counts, oldest_waiting, with_longest_wait
-from tables.callcenter.store import cc_settings, input_tracker, operators_table, queues_table, recent_windows, windows_table
+from tables.callcenter.store import (
+    cc_settings,
+    input_tracker,
+    operator_aliases,
+    operators_table,
+    queues_table,
+    recent_windows,
+    windows_table,
+)
 from tables.callcenter.views import operator_view
 from tables.callcenter.windows import metrics_view, window_key, window_start
 from web.common import ApiError, ApiView, ask_all, ask_owner
@@ -181,7 +189,7 @@ class Operator(ApiView):
     roles = ("manager", "operator")
 
     async def get(self, request: web.Request, operator_id: str) -> web.Response:
-        operator_id = identifier(operator_id, "operator_id")
+        operator_id = operator_aliases.canonical(identifier(operator_id, "operator_id"))  # any of its names
 
         async def local():
             op = operators_table.get(operator_id)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from app.settings import DomainSettings
+from tables.callcenter.aliases import OperatorAliases
 
 __all__ = ["CallCenterSettings", "callcenter_settings"]
 
@@ -27,6 +28,15 @@ class CallCenterSettings(DomainSettings):
     # queue calls an operator takes at once (Asterisk's ringinuse=no: one); a CONNECT beyond
     # it proves the operator's oldest current call over, its end lost
     max_calls_per_operator: int = Field(1, ge=1)
+    # one operator, several names: ordered [pattern, replacement] pairs, as JSON, e.g.
+    # [["Local/(\\d+)@callback-agent", "Agent/\\1"], ["PJSIP/(\\d+)", "SIP/\\1"]]
+    operator_aliases: list[tuple[str, str]] = []
+
+    @field_validator("operator_aliases")
+    @classmethod
+    def _aliases_compile(cls, value: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        OperatorAliases.of(value)  # a bad pattern fails the start with its name
+        return value
 
     # output topic names (defaults per SPEC.md); the input is `TOPIC_QAPP_EVENTS` (app settings)
     topic_call_status: str = "call-status"

@@ -17,6 +17,7 @@ from app.state import UNBOUNDED
 from app.streamtime import InputTracker, StreamMark
 from app.topics import WEEK_S, declare_topic
 from tables.callcenter import calls, events, operators, windows
+from tables.callcenter.aliases import OperatorAliases
 from tables.callcenter.calls import CallState
 from tables.callcenter.operators import OperatorState
 from tables.callcenter.queues import QueueState
@@ -25,10 +26,11 @@ from tables.callcenter.views import recent_window_starts, window_summary
 from tables.callcenter.windows import WindowAgg, window_key, window_start
 
 __all__ = ["CallCenterTopics", "calls_table", "cc_settings", "input_partitions", "input_tracker", "local_windows",
-           "operators_table", "queues_table", "recent_windows", "topics", "windows_table"]
+           "operator_aliases", "operators_table", "queues_table", "recent_windows", "topics", "windows_table"]
 
 
 cc_settings = callcenter_settings()
+operator_aliases = OperatorAliases.of(cc_settings.operator_aliases)  # one operator, several names
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from agents.callcenter import CallsAndOperators, Queues, route_event
 from app.batching import Outbox
 from app.main import app, settings
 from app.partitioner import partition_of
+from tables.callcenter.aliases import OperatorAliases
 from tables.callcenter.queue_log import interpret, parse_line
 from tables.callcenter.queues import QueueState, live_view
-from tables.callcenter.store import topics
+from tables.callcenter.store import operator_aliases, topics
 
 __all__ = ["MemoryTable", "Panel"]
 
@@ -39,15 +40,16 @@ class MemoryTable(dict):
 class Panel:
     """The call, operator and queue stages in memory; `t0` is the time `+N` lines count from."""
 
-    def __init__(self, t0: float) -> None:
+    def __init__(self, t0: float, aliases: OperatorAliases = operator_aliases) -> None:
         self.t0 = t0
+        self.aliases = aliases
         self.calls, self.operators, self.queues, self.windows = MemoryTable(), MemoryTable(), MemoryTable(), MemoryTable()
         self.published: dict[tuple[str, str], Any] = {}
 
     def feed(self, *lines: str) -> "Panel":
         for line in lines:
             outbox = Outbox(app)
-            route_event(outbox, self.event(line))
+            route_event(outbox, self.event(line), self.aliases)
             self._flow(outbox)
         return self
 
