@@ -110,3 +110,42 @@ def _view(w: dict) -> dict:
         "asterisk_sl_pct": pct(w["answered_within_sl"], w["answered"]),
         "abandon_rate_pct": pct(w["abandoned"], offered),
     }
+
+
+def operators_by_evidence(lines: list[str]) -> dict[str, dict]:
+    """Per queue: logged_in, paused, on_call, available, by the rules for lost events
+    (README, "Order, loss, duplicates"), replayed naively: an operator is on call when its
+    latest CONNECT has no later end of that call and it has neither left every queue nor
+    logged off since; a CONNECT, PAUSE or UNPAUSE for a queue proves a membership whose
+    ADDMEMBER was lost."""
+    members: dict[str, dict[str, bool]] = defaultdict(dict)  # queue -> agent -> paused
+    current: dict[str, str | None] = {}  # agent -> the call it is on
+    for line in lines:
+        f = line.split("|")
+        callid, queue, agent, event, data = f[1], f[2], f[3], f[4], f[5:]
+        if event == "ADDMEMBER":
+            members[queue][agent] = bool(data and data[0] == "PAUSED")
+        elif event == "REMOVEMEMBER":
+            members[queue].pop(agent, None)
+            if not any(agent in m for m in members.values()):
+                current[agent] = None
+        elif event in ("PAUSE", "UNPAUSE") and queue != "NONE":
+            members[queue][agent] = event == "PAUSE"
+        elif event in ("PAUSEALL", "UNPAUSEALL"):
+            for m in members.values():
+                if agent in m:
+                    m[agent] = event == "PAUSEALL"
+        elif event == "CONNECT":
+            members[queue].setdefault(agent, False)
+            current[agent] = callid
+        elif event in ENDS_TALK and current.get(agent) == callid:
+            current[agent] = None
+        elif event == "AGENTLOGOFF":
+            current[agent] = None
+    counts = {}
+    for queue, m in members.items():
+        on_call = {a for a in m if current.get(a)}
+        paused = {a for a, p in m.items() if p}
+        counts[queue] = {"logged_in": len(m), "paused": len(paused), "on_call": len(on_call),
+                         "available": len(set(m) - paused - on_call)}
+    return counts
