@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from app import metrics
+from app.consumer import TunedConsumer
 
 __all__ = ["Deliveries", "GuardedConsumer", "GuardedProducer", "GuardedTransport", "NotDelivered"]
 
@@ -85,7 +86,7 @@ class GuardedProducer(faust_aiokafka.Producer):
             asyncio.ensure_future(self.app.crash(failure))
 
 
-class GuardedConsumer(faust_aiokafka.Consumer):
+class GuardedConsumer(TunedConsumer):
     async def _commit(self, offsets: Any) -> bool:
         deliveries = getattr(self.app.producer, "deliveries", None)
         failure = deliveries.failure() if deliveries is not None else None

@@ -55,3 +55,36 @@ def test_every_module_imports_on_its_own():
     with ThreadPoolExecutor(max_workers=4) as pool:
         failed = [(name, err) for name, code, err in pool.map(load, modules) if code != 0]
     assert failed == []
+
+
+def test_the_fetch_wait_reaches_the_kafka_consumer_faust_builds(monkeypatch):
+    """app/consumer.py replaces Faust's fixed 1.5 s fetch wait; a Faust or aiokafka upgrade
+    that moves where it is set fails here rather than silently bringing 1.5 s back."""
+    import inspect
+
+    from aiokafka import AIOKafkaConsumer
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    from app.consumer import TunedConsumer, TunedConsumerThread
+    from app.delivery import GuardedConsumer
+    from app.fastdrain import FastDrainConsumer
+
+    assert issubclass(FastDrainConsumer, GuardedConsumer) and issubclass(GuardedConsumer, TunedConsumer)
+    assert "fetch_max_wait_ms=1500" in inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer)
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
+    made = []
+
+    class Recorded(TunedConsumerThread):
+        def __init__(self) -> None:  # noqa: D107  (no Faust service machinery needed)
+            pass
+
+    class Built:  # stands for the AIOKafkaConsumer Faust builds (which needs a running loop)
+        _fetch_max_wait_ms = 1500
+
+    def faust_builds(self, transport):
+        made.append(Built())
+        return made[-1]
+
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer", faust_builds)
+    consumer = Recorded()._create_worker_consumer(None)
+    assert consumer is made[0] and consumer._fetch_max_wait_ms == 50
