@@ -5,8 +5,9 @@ partition whose fetched records are still buffered. Faust builds the consumer wi
 `fetch_max_wait_ms=1500` (faust/transport/drivers/aiokafka.py): when a request leaves out a
 partition, new records there wait until the broker answers the request, which, with nothing
 new on the partitions it asked for, is after 1.5 s. Each hop of the pipeline can pay that
-while the input is quiet: it was the p50 of 75 ms (and the maximum of 1.8 s) at 300 events/s
-against 30 ms at 3,000 (bench/README.md). `CONSUMER_FETCH_MAX_WAIT_S` bounds the wait.
+while the input is quiet (the maximum end-to-end latency of 1.8 s at 300 events/s;
+bench/README.md). `CONSUMER_FETCH_MAX_WAIT_S` bounds the wait; its default stays Faust's
+1.5 s until the failover race a shorter wait exposes is found (see app/settings.py).
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ from app.main import app, settings
 from app.state import StateTable
 from app.streamtime import SOURCE, InputTracker, PartitionProgress, StreamMark, input_lag_s, source_mark
 
-__all__ = ["TimedInput", "forget_cached_states", "forget_revoked_progress", "mark_stream_time", "send_stream_marks"]
+__all__ = ["TimedInput", "forget_cached_states", "forget_revoked_progress", "forget_states_read_during_recovery",
+           "mark_stream_time", "send_stream_marks"]
 
 log = logging.getLogger(__name__)
 
@@ -100,5 +101,14 @@ async def forget_revoked_progress(sender: Any, /, *args: Any, signal: Any, **kwa
 
 @app.on_partitions_assigned.connect
 async def forget_cached_states(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    for table in StateTable.instances:
+        table.forget()
+
+
+@app.on_rebalance_complete.connect
+async def forget_states_read_during_recovery(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Recovery rewrites the tables after the assignment: a view that read one meanwhile
+    (a dashboard polling /queues/status) cached what was there, which a stage would then
+    build on. Faust sends this signal once recovery is done, before the streams resume."""
     for table in StateTable.instances:
         table.forget()

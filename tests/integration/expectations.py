@@ -49,13 +49,17 @@ def expect(lines: list[str], window_s: int = 60, sl_s: float = 20.0) -> Expected
         if event in ENDS_WAIT:
             e.waiting[queue].pop(callid, None)
         if event == "CONNECT":
-            e.talking.setdefault(agent, set()).add(callid)
+            e.talking[agent] = {callid}  # one queue call at a time: a new one proves the last one over
         if event in ENDS_TALK:
             e.talking.get(agent, set()).discard(callid)
         if event == "ADDMEMBER":
             e.members[queue][agent] = bool(data and data[0] == "PAUSED")
         if event == "REMOVEMEMBER":
             e.members[queue].pop(agent, None)
+            if not any(agent in m for m in e.members.values()):
+                e.talking.pop(agent, None)  # left every queue: off its call too
+        if event == "AGENTLOGOFF":
+            e.talking.pop(agent, None)
         if event in ("PAUSE", "UNPAUSE") and agent in e.members[queue]:
             e.members[queue][agent] = event == "PAUSE"
         if event in ("PAUSEALL", "UNPAUSEALL"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from types import SimpleNamespace
 
 import pytest
 from faust.utils import venusian
@@ -86,5 +87,6 @@ def test_the_fetch_wait_reaches_the_kafka_consumer_faust_builds(monkeypatch):
         return made[-1]
 
     monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer", faust_builds)
+    monkeypatch.setattr("app.consumer.get_settings", lambda: SimpleNamespace(consumer_fetch_max_wait_s=0.2))
     consumer = Recorded()._create_worker_consumer(None)
-    assert consumer is made[0] and consumer._fetch_max_wait_ms == 50
+    assert consumer is made[0] and consumer._fetch_max_wait_ms == 200
