@@ -90,8 +90,7 @@ async def forget_revoked_progress(sender: Any, /, *args: Any, signal: Any, **kwa
     """A partition coming back later is replayed from its commit: old progress would lie;
     and recovery may rewrite tables underneath their caches."""
     revoked = args[0] if args else kwargs.get("revoked", ())
-    for table in StateTable.instances:
-        table.forget()
+    _forget_table_caches()
     for timed in _timed_inputs:
         name = timed.topic.get_topic_name()
         for tp in revoked:
@@ -101,8 +100,7 @@ async def forget_revoked_progress(sender: Any, /, *args: Any, signal: Any, **kwa
 
 @app.on_partitions_assigned.connect
 async def forget_cached_states(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-    for table in StateTable.instances:
-        table.forget()
+    _forget_table_caches()
 
 
 @app.on_rebalance_complete.connect
@@ -110,5 +108,9 @@ async def forget_states_read_during_recovery(sender: Any, /, *args: Any, signal:
     """Recovery rewrites the tables after the assignment: a view that read one meanwhile
     (a dashboard polling /queues/status) cached what was there, which a stage would then
     build on. Faust sends this signal once recovery is done, before the streams resume."""
+    _forget_table_caches()
+
+
+def _forget_table_caches() -> None:
     for table in StateTable.instances:
         table.forget()

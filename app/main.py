@@ -106,4 +106,3 @@ def state_table(name: str, decode: Callable[[Any], Any], cache_keys: int = 0) ->
     changelog = table.changelog_topic  # made (with json) when the table was registered
     changelog.key_serializer = changelog.value_serializer = "raw"
     return StateTable(table, decode, lambda key: partition_of(key, settings.partitions), cache_keys)
-

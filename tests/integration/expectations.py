@@ -1,7 +1,10 @@
 """An independent reference: what the panel must show, computed straight from SPEC.md.
 
 Deliberately naive (a replay over dicts) and sharing no code with tables/: it is the
-yardstick the service's answers are compared with.
+yardstick the service's answers are compared with. Operators follow the evidence when
+lines are lost (README, "Order, loss, duplicates"): an operator is on call when its latest
+CONNECT has no later end of that call and it has neither left every queue nor logged off
+since; a CONNECT, PAUSE or UNPAUSE for a queue proves a membership whose ADDMEMBER was lost.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def expect(lines: list[str], window_s: int = 60, sl_s: float = 20.0) -> Expected
             e.waiting[queue].pop(callid, None)
         if event == "CONNECT":
             e.talking[agent] = {callid}  # one queue call at a time: a new one proves the last one over
+            e.members[queue].setdefault(agent, False)  # answered there: a member, its ADDMEMBER lost
         if event in ENDS_TALK:
             e.talking.get(agent, set()).discard(callid)
         if event == "ADDMEMBER":
@@ -60,8 +64,8 @@ def expect(lines: list[str], window_s: int = 60, sl_s: float = 20.0) -> Expected
                 e.talking.pop(agent, None)  # left every queue: off its call too
         if event == "AGENTLOGOFF":
             e.talking.pop(agent, None)
-        if event in ("PAUSE", "UNPAUSE") and agent in e.members[queue]:
-            e.members[queue][agent] = event == "PAUSE"
+        if event in ("PAUSE", "UNPAUSE") and queue != "NONE":
+            e.members[queue][agent] = event == "PAUSE"  # a member, even if its ADDMEMBER was lost
         if event in ("PAUSEALL", "UNPAUSEALL"):
             for members in e.members.values():
                 if agent in members:
@@ -114,42 +118,3 @@ def _view(w: dict) -> dict:
         "asterisk_sl_pct": pct(w["answered_within_sl"], w["answered"]),
         "abandon_rate_pct": pct(w["abandoned"], offered),
     }
-
-
-def operators_by_evidence(lines: list[str]) -> dict[str, dict]:
-    """Per queue: logged_in, paused, on_call, available, by the rules for lost events
-    (README, "Order, loss, duplicates"), replayed naively: an operator is on call when its
-    latest CONNECT has no later end of that call and it has neither left every queue nor
-    logged off since; a CONNECT, PAUSE or UNPAUSE for a queue proves a membership whose
-    ADDMEMBER was lost."""
-    members: dict[str, dict[str, bool]] = defaultdict(dict)  # queue -> agent -> paused
-    current: dict[str, str | None] = {}  # agent -> the call it is on
-    for line in lines:
-        f = line.split("|")
-        callid, queue, agent, event, data = f[1], f[2], f[3], f[4], f[5:]
-        if event == "ADDMEMBER":
-            members[queue][agent] = bool(data and data[0] == "PAUSED")
-        elif event == "REMOVEMEMBER":
-            members[queue].pop(agent, None)
-            if not any(agent in m for m in members.values()):
-                current[agent] = None
-        elif event in ("PAUSE", "UNPAUSE") and queue != "NONE":
-            members[queue][agent] = event == "PAUSE"
-        elif event in ("PAUSEALL", "UNPAUSEALL"):
-            for m in members.values():
-                if agent in m:
-                    m[agent] = event == "PAUSEALL"
-        elif event == "CONNECT":
-            members[queue].setdefault(agent, False)
-            current[agent] = callid
-        elif event in ENDS_TALK and current.get(agent) == callid:
-            current[agent] = None
-        elif event == "AGENTLOGOFF":
-            current[agent] = None
-    counts = {}
-    for queue, m in members.items():
-        on_call = {a for a in m if current.get(a)}
-        paused = {a for a, p in m.items() if p}
-        counts[queue] = {"logged_in": len(m), "paused": len(paused), "on_call": len(on_call),
-                         "available": len(set(m) - paused - on_call)}
-    return counts

@@ -1,7 +1,7 @@
 """Seed 000's lost events, tried as a user would: an hour of a call center, 3% of its
 queue_log lines dropped at random, replayed into a real worker. The live operator counts
 of every queue must equal what the remaining lines prove (tests/integration/expectations.py,
-`operators_by_evidence`); before the evidence rules, one or two operators per queue stayed
+`Expected.operators`); before the evidence rules, one or two operators per queue stayed
 "on call" for hours."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from app.ingest import record_key
 from tests.harness import MANAGER, Worker, http_get, produce, wait_until
-from tests.integration.expectations import operators_by_evidence
+from tests.integration.expectations import expect
 from tests.integration.traffic import queue_log_lines
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,8 @@ def test_an_hour_with_3_percent_of_its_lines_lost_shows_the_operators_the_eviden
     lines = queue_log_lines(minutes=60, rate=4, seed=20261129, end=time.time() - 30)
     rng = random.Random(3)
     remaining = [line for line in lines if rng.random() >= 0.03]
-    want = operators_by_evidence(remaining)
+    expected = expect(remaining)
+    want = {queue: expected.operators(queue) for queue in expected.queues}
     worker = Worker(deployment, 1).start().wait_ready()
     try:
         produce(deployment.broker.bootstrap, deployment.topic("qapp-events"),

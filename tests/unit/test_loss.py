@@ -4,7 +4,7 @@ remain (sharing no code with tables/):
 
 - every window counts exactly the remaining lines (tests/integration/expectations.py);
 - each queue's operators (logged in, paused, on call, available) are what the evidence
-  shows (`operators_by_evidence`): an operator is on call exactly when its latest CONNECT
+  shows (`Expected.operators`): an operator is on call exactly when its latest CONNECT
   has no later end of that call, and it has neither left every queue nor logged off since
   (README, "Order, loss, duplicates").
 """
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from dev.simulate import CallCenterSimulation
 from tables.callcenter.queue_log import to_line
 from tables.callcenter.windows import WindowAgg, metrics_view
-from tests.integration.expectations import expect, operators_by_evidence
+from tests.integration.expectations import expect
 from tests.unit.panel import Panel
 
 START = 1_700_000_000.0
@@ -47,11 +47,9 @@ def windows_of(panel: Panel, queue: str) -> list[dict]:
 def check(remaining: list[str]) -> None:
     panel = replay(remaining)
     reference = expect(remaining)
-    by_evidence = operators_by_evidence(remaining)
     for queue in sorted(reference.queues):
         assert windows_of(panel, queue) == reference.window_views(queue), queue
-        assert panel.counts(queue) == by_evidence.get(queue, {"logged_in": 0, "paused": 0, "on_call": 0,
-                                                              "available": 0}), queue
+        assert panel.counts(queue) == reference.operators(queue), queue
 
 
 def test_a_shift_with_3_percent_of_its_lines_lost_shows_the_operators_the_evidence_shows():
