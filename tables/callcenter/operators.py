@@ -61,9 +61,16 @@ class OperatorSwept:
 
 @dataclass(frozen=True, slots=True)
 class Membership:
+    """One queue's membership: its pause state as of `since`, the time of the membership event
+    that set it. A CONNECT proves a membership without telling its pause state: it sets `proven`
+    (the latest such time) and leaves `since` alone (0.0 when no membership event is known), so
+    any membership event, however late it arrives, still sets the pause state; a REMOVEMEMBER
+    older than `proven` was followed by a re-add whose line is lost or late."""
+
     paused: bool = False
     reason: str = ""
     since: float = 0.0
+    proven: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,13 +231,17 @@ def _apply(op: OperatorState, event: OperatorEvent) -> OperatorState:
         if (current is not None and current.since >= event.time) or _left_after(op, event.queue, event.time):
             return op  # a duplicate, or older than what is known of this membership
         left = {q: t for q, t in op.left.items() if q != event.queue}
-        return replace(op, queues={**op.queues, event.queue: Membership(event.paused, "", event.time)}, left=left)
+        proven = 0.0 if current is None else current.proven
+        return replace(op, queues={**op.queues, event.queue: Membership(event.paused, "", event.time, proven)}, left=left)
     if isinstance(event, MemberRemoved):
         current = op.queues.get(event.queue)
         if current is not None and current.since > event.time:
             return op
+        left = {**op.left, event.queue: max(op.left.get(event.queue, 0.0), event.time)}
+        if current is not None and current.proven > event.time:  # answered there after it: re-added since
+            return replace(op, queues={**op.queues, event.queue: Membership(False, "", event.time, current.proven)}, left=left)
         queues = {q: m for q, m in op.queues.items() if q != event.queue}
-        return replace(op, queues=queues, left={**op.left, event.queue: max(op.left.get(event.queue, 0.0), event.time)})
+        return replace(op, queues=queues, left=left)
     if isinstance(event, MemberPaused):
         targets = [event.queue] if event.queue is not None else list(op.queues)
         queues = dict(op.queues)
@@ -239,7 +250,7 @@ def _apply(op: OperatorState, event: OperatorEvent) -> OperatorState:
                 continue  # the operator has left that queue since
             current = queues.get(q, Membership(since=event.time))  # a PAUSE proves a membership we missed
             if current.since <= event.time:
-                queues[q] = Membership(event.paused, event.reason if event.paused else "", event.time)
+                queues[q] = Membership(event.paused, event.reason if event.paused else "", event.time, current.proven)
         return replace(op, queues=queues)
     if isinstance(event, AgentLoggedIn):
         if event.time < op.agent_login_since:
@@ -248,9 +259,11 @@ def _apply(op: OperatorState, event: OperatorEvent) -> OperatorState:
     if isinstance(event, CallConnected):
         if event.callid in op.calls or _ended_already(op, event.callid, event.time):
             return op
-        queues = op.queues
-        if event.queue not in queues and not _left_after(op, event.queue, event.time, inclusive=True):
-            queues = {**queues, event.queue: Membership(since=event.time)}  # answered there: a member
+        queues, current = op.queues, op.queues.get(event.queue)
+        if current is not None and current.proven < event.time:
+            queues = {**queues, event.queue: replace(current, proven=event.time)}  # answered there: a member
+        elif current is None and not _left_after(op, event.queue, event.time, inclusive=True):
+            queues = {**queues, event.queue: Membership(proven=event.time)}  # a membership whose events are lost or late
         return replace(op, queues=queues, calls={**op.calls, event.callid: CurrentCall(event.callid, event.queue, event.time)})
     if isinstance(event, (CallCompleted, CallTransferred)):
         if event.callid in op.unconfirmed_ends:  # ended by evidence; its own end still counts

@@ -20,11 +20,6 @@ pytestmark = pytest.mark.integration
 WORKER_ENV = {"WINDOW_GRACE_S": 5, "TICK_INTERVAL_S": 0.5}
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect (issue 12): through a real worker, events of one operator arrive from two input "
-    "partitions (by call id and by agent); a CONNECT that proves a lost membership can be applied "
-    "before an earlier ADDMEMBER/PAUSE of the same queue, which it then shadows: the paused count "
-    "differs in about half the runs. In time order (tests/unit/test_loss.py) the rules hold."))
 def test_an_hour_with_3_percent_of_its_lines_lost_shows_the_operators_the_evidence_shows(deployment):
     lines = queue_log_lines(minutes=60, rate=4, seed=20261129, end=time.time() - 30)
     rng = random.Random(3)

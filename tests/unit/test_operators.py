@@ -5,6 +5,7 @@ Scenarios are written as queue_log lines; a time column `+N` means N seconds aft
 
 from __future__ import annotations
 
+import itertools
 from typing import Optional
 
 import pytest
@@ -264,6 +265,33 @@ def test_answering_in_a_queue_whose_addmember_was_lost_makes_the_operator_a_memb
     outcome = play(ADD_SALES, CONNECT)[-1]
     assert sorted(outcome.operator.queues) == ["sales", "support"]
     assert seen(outcome.members) == {"support": (True, False, True), "sales": (True, False, True)}
+
+
+# A CONNECT proves a membership whose own events may come later (they can reach the worker from
+# another input partition): whatever the arrival order, the pause state is the one in time order.
+PAUSED_THEN_CONNECT = ("+0|MANAGER|support|SIP/100|ADDMEMBER|PAUSED", "+10|NONE|support|SIP/100|UNPAUSE|",
+                       "+20|NONE|support|SIP/100|PAUSE|lunch", CONNECT)
+READDED_THEN_CONNECT = ("+0|MANAGER|support|SIP/100|ADDMEMBER|PAUSED", "+10|MANAGER|support|SIP/100|REMOVEMEMBER|",
+                        CONNECT)  # re-added between +10 and +30: that line is lost
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(PAUSED_THEN_CONNECT)), ids=str)
+def test_membership_events_older_than_a_connect_set_its_pause_state_in_any_arrival_order(order) -> None:
+    op = final(*order)
+    assert op.queues["support"].paused and op.queues["support"].reason == "lunch"
+    assert members_true(op) == {"support": {AGENT: (True, True)}} == members_counted(queues_told(play(*order)))
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(READDED_THEN_CONNECT)), ids=str)
+def test_a_removal_older_than_a_connect_means_a_lost_readd_in_any_arrival_order(order) -> None:
+    op = final(*order)
+    assert not op.queues["support"].paused
+    assert members_true(op) == {"support": {AGENT: (False, True)}} == members_counted(queues_told(play(*order)))
+
+
+def test_a_removal_after_the_connect_still_removes_the_membership() -> None:
+    op = final(CONNECT, "+40|MANAGER|support|SIP/100|REMOVEMEMBER|", ADD)
+    assert "support" not in op.queues
 
 
 def test_completing_the_call_counts_it_and_makes_the_operator_available() -> None:
