@@ -20,11 +20,12 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from app import codec, metrics
-from app.batching import BatchedTable, Outbox, in_partition_of, take_ready
-from app.deadletters import dead_letter, dead_letter_body, dead_letter_key
+from app.batching import BatchedTable, Outbox
+from app.deadletters import dead_letter_body, dead_letter_key
 from app.main import app, settings
 from app.partitioner import partition_of
 from app.rawinput import RawInput
+from app.stages import StageMeter, process_envelopes
 from app.state import items_in_partition
 from app.streamtime import SOURCE, Every, PartitionClock, StreamMark
 from tables.callcenter import queue_log
@@ -51,7 +52,7 @@ from tables.callcenter.views import call_view, operator_view, queue_status_view,
 from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key, window_start
 
 __all__ = [
-    "CallsAndOperators", "Queues", "process_envelopes", "route_event", "route_qapp_events",
+    "CallsAndOperators", "Queues", "route_event", "route_qapp_events",
     "track_calls_and_operators", "track_queues",
 ]
 
@@ -61,7 +62,6 @@ OPERATOR_SWEEP_EVERY_S = 5.0
 QUEUE_STATUS_EVERY_S = 1.0
 QUEUE_STATUS_HEARTBEAT_S = 30.0  # an idle queue's status is sent again this often
 ROUTE_BATCH = 4000  # records a route batch takes at most (it takes what is ready)
-STAGE_ENVELOPES = 64  # envelopes a stage takes at most at once (it takes what is ready)
 PARTITIONS = settings.partitions
 ALL_PARTITIONS = tuple(range(PARTITIONS))
 
@@ -69,48 +69,6 @@ ALL_PARTITIONS = tuple(range(PARTITIONS))
 @lru_cache(maxsize=1 << 17)
 def _partition_of(key: str) -> int:
     return partition_of(key, PARTITIONS)
-
-
-class StageMeter:
-    """Counts of one stage, with the Prometheus children looked up once."""
-
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
-        self.counter = metrics.events_in.labels(stage)
-        self.seconds = metrics.processing_seconds.labels(stage)
-
-    def took_in(self, n: int) -> None:
-        self.counter.inc(n)
-        metrics.stage_rates.count(self.stage, n)
-
-
-async def process_envelopes(stream, stage: str, batch_of) -> None:
-    """The loop of a stage over envelopes. It takes what is ready (up to STAGE_ENVELOPES),
-    and per partition applies every envelope's messages in order to one `batch_of(partition)`
-    (`apply_all`), writes what changed once (`store`) and sends its `outbox`: the more a
-    backlog gathers, the fewer writes per message. A record that is no envelope is
-    dead-lettered."""
-    meter = StageMeter(stage)
-    async for events in take_ready(stream, STAGE_ENVELOPES):
-        started = time.perf_counter()
-        by_partition: dict[int, list[tuple[Any, list[Any]]]] = {}
-        for event in events:
-            try:
-                messages = codec.unpack(event.value)
-            except codec.UndecodableMessage as exc:
-                meter.took_in(1)
-                await dead_letter(topics.dead_letters, event.message, exc.args[0])
-                continue
-            meter.took_in(len(messages))
-            by_partition.setdefault(event.message.partition, []).append((event, messages))
-        for partition, envelopes in by_partition.items():
-            batch = batch_of(partition)
-            with in_partition_of(envelopes[-1][0]):
-                for _, messages in envelopes:
-                    batch.apply_all(messages)
-                batch.store()
-            await batch.outbox.flush()
-        meter.seconds.observe(time.perf_counter() - started)
 
 
 # --- route: decode, reject, send each event where its state lives ------------------------------

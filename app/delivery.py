@@ -77,6 +77,13 @@ class GuardedProducer(faust_aiokafka.Producer):
         self.deliveries.watch(delivery)  # type: ignore[arg-type]
         return delivery
 
+    async def send_answered(self, topic: str, key: Optional[bytes], value: Optional[bytes], timeout_s: float) -> Any:
+        """A record somebody waits for (an HTTP command): sent, and its acknowledgement awaited
+        for at most `timeout_s`. A refusal or a timeout is raised to the caller, who answers
+        for it; it is no stream output, so it neither stops the worker nor refuses commits."""
+        delivery = await super().send(topic, key, value, None, None, None)
+        return await asyncio.wait_for(asyncio.shield(delivery), timeout_s)
+
     def _on_failure(self, error: BaseException) -> None:
         metrics.delivery_failures.inc()
         failure = self.deliveries.failure()

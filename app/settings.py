@@ -59,6 +59,8 @@ class Settings(DomainSettings):
     # Faust's 1.5 s: at 0.05 s a SIGKILLed worker's takeover lost events in 3 of 6 runs of
     # test_worker_failover (a race the timing exposes, open on issue 5)
     consumer_fetch_max_wait_s: float = Field(1.5, gt=0, le=30)
+    # how long an HTTP command waits for Kafka's acknowledgement before it answers 503
+    command_ack_timeout_s: float = Field(5.0, gt=0)
     # how long `ingest` lets a line wait for Kafka's acknowledgement (while the broker is
     # away) before it gives up and exits with an error: the upstream then sends it again
     ingest_delivery_timeout_s: float = Field(40.0, gt=0)

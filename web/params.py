@@ -1,4 +1,4 @@
-"""One validation path for what a request carries: query parameters and path ids.
+"""One validation path for what a request carries: query parameters, path ids, JSON bodies.
 
 Every view reads its query through `query(request, Model)`: a pydantic model per
 view, with bounds (finite numbers, epoch seconds within 2000..2100, a time range of
@@ -11,16 +11,19 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Mapping, Optional, TypeVar
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from web.errors import ApiError
 
-__all__ = ["EPOCH_MAX", "EPOCH_MIN", "Identifier", "MAX_RANGE_S", "Query", "TimeRange", "identifier", "query"]
+__all__ = ["Body", "EPOCH_MAX", "EPOCH_MIN", "Identifier", "MAX_BODY_BYTES", "MAX_RANGE_S", "Query", "TimeRange", "body",
+           "identifier", "query"]
 
 EPOCH_MIN = 946_684_800.0  # 2000-01-01T00:00:00Z
 EPOCH_MAX = 4_102_444_800.0  # 2100-01-01T00:00:00Z
 MAX_RANGE_S = 31 * 86400
 MAX_ID_CHARS = 256
+MAX_BODY_BYTES = 64 * 1024  # a command is a few hundred bytes
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -66,6 +69,32 @@ class TimeRange(Query):
         if self.until - self.since > MAX_RANGE_S:
             raise ValueError(f"since and until are at most {MAX_RANGE_S} s (31 days) apart")
         return self
+
+
+class Body(BaseModel):
+    """Base of every request body model: unknown fields are refused (a misspelt field is
+    an error, not a default silently used)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+async def body(request: Any, model: type[M]) -> M:
+    """The request's JSON body parsed by `model`: 415 unless it is JSON, 413 over
+    MAX_BODY_BYTES, 400 naming the field that is wrong."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)")
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "bad_request", f"the body is not JSON: {exc}"[:200]) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    return parse(model, data, "field")
 
 
 def query(request: Any, model: type[M], defaults: Optional[Mapping[str, Any]] = None) -> M:
