@@ -117,7 +117,8 @@ class Deployment:
             COMMIT_INTERVAL_S="0.5",
             PYTHONUNBUFFERED="1",
         )
-        for public in ("qapp_events", "call_status", "operator_status", "queue_status", "queue_metrics", "dead_letters"):
+        for public in ("qapp_events", "call_status", "operator_status", "queue_status", "queue_metrics", "dead_letters",
+                       "ivr_commands", "ivr_routing_rules"):
             env[f"TOPIC_{public.upper()}"] = self.topic(public.replace("_", "-"))
         env.update({k: str(v) for k, v in self.extra_env.items()})
         env.update({k: str(v) for k, v in overrides.items()})
