@@ -95,10 +95,12 @@ app = create_app(settings)
 dead_letters = dead_letters_topic(app, settings)
 
 
-def state_table(name: str, decode: Callable[[Any], Any], cache_keys: int = 0) -> StateTable:
+def state_table(name: str, decode: Callable[[Any], Any], cache_keys: int = 0, standby_reads: bool = False) -> StateTable:
     """A changelog-backed RocksDB table of one kind of state, text keys, partitioned like
-    the stream that writes it (`app.partitioner`)."""
-    table: Any = app.Table(name, partitions=settings.partitions)
+    the stream that writes it (`app.partitioner`). `standby_reads`: its standby replicas
+    apply each changelog record as it comes (Faust's default gathers 1,000 first), so a view
+    may answer from one (`web.common.ask_owner(standby_ok=True)`)."""
+    table: Any = app.Table(name, partitions=settings.partitions, standby_buffer_size=1 if standby_reads else None)
     # Faust tables take their serializers from key/value types, never from a schema; raw
     # keys matter: the router hashes the serialized key to find a key's owner, and that
     # must agree with the partition the key's stream was produced to.

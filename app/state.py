@@ -61,6 +61,12 @@ class StateTable(Generic[T]):
             self._remember(key, _ABSENT if state is None else state)
         return state
 
+    def stored(self, key: str) -> Optional[T]:
+        """What the store holds for `key`, past the cache: the read for partitions this worker
+        keeps as a standby replica, which Faust updates from the changelog underneath any cache."""
+        raw = self.table.get(key)
+        return None if raw is None else self.decode(orjson.loads(raw))
+
     def put(self, key: str, state: T) -> None:
         self.table[key] = dumps(state)
         if self.cache is not None:

@@ -12,7 +12,9 @@ records (simulated queue_log lines of a busy call center) for every throughput r
    record produced -> its effect visible in `GET /queues/status`, p50/p99;
 3. `GET /queues/status` p50/p99 at 100 requests/s with 500 queues and 5,000 operators;
 4. a backlog of 300,000 events drained by a worker started after they were produced,
-   and the worker's memory (RSS) at the end.
+   and the worker's memory (RSS) at the end;
+5. IVR routing (bench/ivr.py): `GET /routing` and `GET /make_call` at 200 requests/s against
+   one worker and across two, and `POST /routetoivr` -> the rule on `ivr-routing-rules`.
 
 Writes bench/results/<date>.json and the tables in bench/README.md (each figure beside
 its goal). `--quick` makes every part smaller (a smoke run, not a measurement).
@@ -55,6 +57,9 @@ GOALS = {
     "status_p99_ms": ("GET /queues/status p99 at 100 req/s, ms", 20, "<="),
     "backlog_seconds": ("300,000-event backlog drained, s", 90, "<="),
     "backlog_rss_mb": ("worker RSS after the backlog, MB", 500, "<="),
+    "ivr_reads_1w_p99_ms": ("IVR GET /routing and /make_call p99 at 200 req/s, one worker, ms", 5, "<="),
+    "ivr_reads_2w_p99_ms": ("IVR GET /routing and /make_call p99 at 200 req/s, two workers, ms", 5, "<="),
+    "ivr_rule_p99_ms": ("IVR POST /routetoivr answered -> rule on ivr-routing-rules p99, ms", 200, "<="),
 }
 PROBE_QUEUE = "bench-probe"
 
@@ -407,9 +412,11 @@ class Sizes:
     status_operators: int = 5000
     status_s: float = 10.0
     backlog_events: int = 300_000
+    ivr_s: float = 15.0
 
 
-QUICK = Sizes(events=3000, latency_s=4.0, status_queues=50, status_operators=500, status_s=3.0, backlog_events=5000)
+QUICK = Sizes(events=3000, latency_s=4.0, status_queues=50, status_operators=500, status_s=3.0, backlog_events=5000,
+              ivr_s=3.0)
 
 
 def main() -> int:
@@ -417,7 +424,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, help="records of the throughput rows (default 17,000)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="every part smaller: a smoke run, not a measurement")
-    parser.add_argument("--only", action="append", choices=("throughput", "latency", "status", "backlog"),
+    parser.add_argument("--only", action="append", choices=("throughput", "latency", "status", "backlog", "ivr"),
                         help="run only these parts (repeatable)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra worker setting")
     parser.add_argument("--no-write", action="store_true", help="print the results; leave bench/ alone")
@@ -425,7 +432,7 @@ def main() -> int:
     sizes = QUICK if args.quick else Sizes()
     if args.events:
         sizes.events = args.events
-    parts = set(args.only or ("throughput", "latency", "status", "backlog"))
+    parts = set(args.only or ("throughput", "latency", "status", "backlog", "ivr"))
     env = {"LOG_LEVEL": "warning", "PARTITIONS": args.partitions, **dict(e.split("=", 1) for e in args.env)}
     fast_env = {**env, "STALE_AFTER_S": 10**9}
 
@@ -480,6 +487,20 @@ def main() -> int:
             run = backlog(broker, workdir, sizes.backlog_events, fast_env)
             result["backlog"] = run
             result["backlog_seconds"], result["backlog_rss_mb"] = run["seconds"], run["rss_mb"]
+            say(f"  {run}")
+        if "ivr" in parts:
+            from bench.ivr import ivr_reads, rule_latency
+            result["ivr"] = {}
+            for workers in (1, 2):
+                say(f"IVR reads at 200 requests/s, {workers} worker(s) ...")
+                run = ivr_reads(broker, workdir, workers, 200, sizes.ivr_s, env)
+                result["ivr"][f"reads_{workers}w"] = run
+                result[f"ivr_reads_{workers}w_p99_ms"] = max(run["routing"]["p99_ms"], run["make_call"]["p99_ms"])
+                say(f"  {run}")
+            say("IVR POST /routetoivr -> ivr-routing-rules at 20 commands/s ...")
+            run = rule_latency(broker, workdir, 20, sizes.ivr_s, env)
+            result["ivr"]["rule"] = run
+            result["ivr_rule_p99_ms"] = run["p99_ms"]
             say(f"  {run}")
     finally:
         broker.stop()
@@ -537,6 +558,18 @@ def write_readme(r: dict) -> None:
         s = r["status"]
         table += ["", f"`GET /queues/status`: {s['queues']} queues, {s['operators']:,} operators, {s['requests']} requests "
                   f"at 100/s, {s['errors']} errors, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms."]
+    if "ivr" in r:
+        table += ["", "| IVR | requests | errors | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+        for name in ("reads_1w", "reads_2w"):
+            run = r["ivr"].get(name)
+            for read in ("routing", "make_call") if run else ():
+                x = run[read]
+                table.append(f"| `GET /{read}`, {run['workers']} worker(s), {run['per_s']:.0f}/s | {x['requests']} | "
+                             f"{x['errors']} | {x['p50_ms']} | {x['p99_ms']} |")
+        rule = r["ivr"].get("rule")
+        if rule:
+            table.append(f"| `POST /routetoivr` answered -> on `ivr-routing-rules` | {rule['commands']} | "
+                         f"{rule['commands'] - rule['on_topic']} | {rule['p50_ms']} | {rule['p99_ms']} |")
     if "backlog" in r:
         b = r["backlog"]
         table += ["", f"Backlog: {b['events']:,} events drained in {b['seconds']} s ({b['events_per_s']:,} events/s), "

@@ -15,13 +15,15 @@ from typing import Any, Awaitable, Callable, Iterable, Optional
 import aiohttp
 import orjson
 from faust import web
+from faust.types import TP
 
 from app import codec, metrics
 from app.main import app, settings
 from web import errors
 from web.errors import ApiError
 
-__all__ = ["ApiView", "FORWARDED", "ask_all", "ask_owner", "authorize", "error_response", "fetch_json", "worker_urls"]
+__all__ = ["ApiView", "FORWARDED", "ask_all", "ask_owner", "authorize", "error_response", "fetch_json", "standby_caught_up",
+           "worker_urls"]
 
 log = logging.getLogger(__name__)
 FORWARDED = "X-Switchboard-Forwarded"
@@ -123,14 +125,31 @@ async def ask_all(path: str, local: Callable[[], Awaitable[Any]]) -> tuple[list[
     return answers, missing
 
 
-async def ask_owner(table, key: str, path: str, local: Callable[[], Awaitable[Any]], request: web.Request) -> Any:
-    """Answer from this worker if it owns `key`, else from the worker that does."""
+async def ask_owner(table, key: str, path: str, local: Callable[[], Awaitable[Any]], request: web.Request,
+                    standby_ok: bool = False) -> Any:
+    """Answer from this worker if it owns `key`, else from the worker that does. With
+    `standby_ok`, a worker that keeps the key's partition as a standby replica caught up
+    with its changelog answers itself (`local` must then read past caches: `StateTable.stored`)."""
     if request.headers.get(FORWARDED):
         return await local()
     try:
         owner = str(app.router.key_store(table.name, key)).rstrip("/")
     except KeyError:
         owner = settings.canonical_url  # no assignment yet: answer with what is here
-    if owner == settings.canonical_url:
+    if owner == settings.canonical_url or (standby_ok and standby_caught_up(table, key)):
         return await local()
     return await fetch_json(owner + path)
+
+
+def standby_caught_up(table: Any, key: str) -> bool:
+    """This worker keeps the partition of `key` as a standby replica and has applied its
+    changelog up to the end Kafka last reported (one fetch behind at most)."""
+    if table.table.standby_buffer_size != 1:
+        return False  # its standbys apply the changelog 1,000 records at a time (`state_table(standby_reads=...)`)
+    tp = TP(table.table.changelog_topic.get_topic_name(), table.partition_of(key))
+    recovery = app.tables.recovery
+    if tp not in recovery.standby_tps:
+        return False
+    end = app.consumer.highwater(tp) if app.consumer else None
+    applied = recovery.standby_offsets.get(tp)
+    return end is not None and applied is not None and applied >= end - 1

@@ -1,6 +1,7 @@
 """IVR routing's endpoints (SPEC.md "HTTP API", IVR). Writes become commands on
 `ivr-commands`, answered once Kafka has them; reads come from the worker that owns the
-phone's or the order's partition.
+phone's or the order's partition, or from a standby replica of it caught up with its
+changelog (the telephony asks on every call: a forwarded request costs it a hop).
 
 - `POST /tel/inbound_number` {order_id, inbound_number, gateway?, expires_at? | ttl_s?}
 - `POST /routetoivr` {phone, order_id, order_time_s? | ttl_s?}: until now + order_time_s +
@@ -166,11 +167,12 @@ class RoutingView(ApiView):
             raise ApiError(400, "bad_request", f"query parameter 'phone': {exc}") from None
 
         async def local() -> dict[str, Any]:
-            answer = routing_view(routing_of(rules_table.get(phone), time.time()))
+            answer = routing_view(routing_of(rules_table.stored(phone), time.time()))
             counters.routing_answers.labels(answer["target"], answer["reason"]).inc()
             return answer
 
-        return self.ok(await ask_owner(rules_table, phone, f"/routing?phone={quote(phone, safe='')}", local, request))
+        path = f"/routing?phone={quote(phone, safe='')}"
+        return self.ok(await ask_owner(rules_table, phone, path, local, request, standby_ok=True))
 
 
 @app.page("/make_call")
@@ -181,9 +183,9 @@ class MakeCall(ApiView):
         order_id = query(request, OrderQuery).order_id
 
         async def local() -> dict[str, Any]:
-            answer = call_back(bindings_table.get(order_id), time.time(), ivr.ivr_default_caller_number,
+            answer = call_back(bindings_table.stored(order_id), time.time(), ivr.ivr_default_caller_number,
                                ivr.ivr_default_gateway)
             return call_back_view(answer)
 
         path = f"/make_call?order_id={quote(order_id, safe='')}"
-        return self.ok(await ask_owner(bindings_table, order_id, path, local, request))
+        return self.ok(await ask_owner(bindings_table, order_id, path, local, request, standby_ok=True))

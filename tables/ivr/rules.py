@@ -69,17 +69,12 @@ class RoutingRule:
     finished: tuple[Finished, ...] = ()  # by order id
     cleared: Optional[Finished] = None  # the latest route_to_operator for every order (order_id "")
 
-    def to_json(self) -> dict:
-        cleared = self.cleared
-        return {"phone": self.phone, "holds": [[h.order_id, h.expires_at, h.since] for h in self.holds],
-                "finished": [[f.order_id, f.at, f.keep_until] for f in self.finished],
-                "cleared": None if cleared is None else [cleared.at, cleared.keep_until]}
-
     @classmethod
     def from_json(cls, d: dict) -> "RoutingRule":
+        """From its stored form: the dataclass as orjson writes it (app/state.py)."""
         cleared = d.get("cleared")
-        return cls(d["phone"], tuple(Hold(*h) for h in d["holds"]), tuple(Finished(*f) for f in d["finished"]),
-                   None if cleared is None else Finished("", *cleared))
+        return cls(d["phone"], tuple(Hold(**h) for h in d["holds"]), tuple(Finished(**f) for f in d["finished"]),
+                   None if cleared is None else Finished(**cleared))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +94,6 @@ class Binding:
     gateway: Optional[str]
     expires_at: float
     since: float  # `at` of the command that set it
-
-    def to_json(self) -> dict:
-        return {"order_id": self.order_id, "inbound_number": self.inbound_number, "gateway": self.gateway,
-                "expires_at": self.expires_at, "since": self.since}
 
     @classmethod
     def from_json(cls, d: dict) -> "Binding":

@@ -48,8 +48,9 @@ register_types((BindInbound, RouteToIvr, RouteToOperator, StreamMark))
 input_tracker = InputTracker()
 mark_stream_time(topics.ivr_commands, input_tracker, topics.ivr_events)
 
-rules_table = state_table("ivr-rules", RoutingRule.from_json, cache_keys=100_000)  # by phone
-bindings_table = state_table("ivr-bindings", Binding.from_json, cache_keys=100_000)  # by order id
+# by phone, and by order id; the telephony reads them on every call: from standbys too
+rules_table = state_table("ivr-rules", RoutingRule.from_json, cache_keys=100_000, standby_reads=True)
+bindings_table = state_table("ivr-bindings", Binding.from_json, cache_keys=100_000, standby_reads=True)
 
 
 @dataclass(frozen=True)
