@@ -13,7 +13,6 @@ once. `StreamMark`s travel the same paths and tell the stages what time it is in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from functools import lru_cache
@@ -25,7 +24,7 @@ from app.deadletters import dead_letter_body, dead_letter_key
 from app.main import app, settings
 from app.partitioner import partition_of
 from app.rawinput import RawInput
-from app.stages import StageMeter, process_envelopes
+from app.stages import StageMeter, crash_on_defect, process_envelopes
 from app.state import items_in_partition
 from app.streamtime import SOURCE, Every, PartitionClock, StreamMark
 from tables.callcenter import queue_log
@@ -82,13 +81,7 @@ async def route_qapp_events() -> None:
     """Decode queue_log records; route each to the partitions it concerns; reject the bad.
     A batch that raises (a defect, not bad input) stops the worker: nothing of it is
     acknowledged, so the records are read again."""
-    try:
-        await _route(qapp_input)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        log.exception("routing qapp-events failed; stopping the worker")
-        await app.crash(exc)
+    await crash_on_defect("routing qapp-events", _route(qapp_input))
 
 
 async def _route(raw: RawInput) -> None:

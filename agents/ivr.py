@@ -12,7 +12,6 @@ rules and bindings by stream time, which `StreamMark`s bring down the same path.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from functools import lru_cache
@@ -24,7 +23,7 @@ from app.deadletters import dead_letter_body, dead_letter_key
 from app.main import app, settings
 from app.partitioner import partition_of
 from app.rawinput import RawInput
-from app.stages import StageMeter, process_envelopes
+from app.stages import StageMeter, crash_on_defect, process_envelopes
 from app.streamtime import SOURCE, Every, PartitionClock, StreamMark
 from tables.ivr.commands import BindInbound, MalformedCommand, RouteToIvr, RouteToOperator, command_key, parse_command
 from tables.ivr.rules import Binding, RoutingRule, apply_binding, apply_rule_command, expire_binding, expire_rule, published_rule
@@ -53,13 +52,7 @@ commands_input = RawInput(app, topics.ivr_commands, ROUTE_BATCH)
 async def route_ivr_commands() -> None:
     """Check each command and send it to the partition of its key; reject the bad. A batch
     that raises (a defect, not bad input) stops the worker: its records are read again."""
-    try:
-        await _route(commands_input)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        log.exception("routing ivr-commands failed; stopping the worker")
-        await app.crash(exc)
+    await crash_on_defect("routing ivr-commands", _route(commands_input))
 
 
 async def _route(raw: RawInput) -> None:

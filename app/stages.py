@@ -8,15 +8,19 @@ A domain's stage is a class made per partition with `apply_all(messages)`, `stor
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from app import codec, metrics
 from app.batching import in_partition_of, take_ready
 from app.deadletters import dead_letter
-from app.main import dead_letters
+from app.main import app, dead_letters
 
-__all__ = ["STAGE_ENVELOPES", "StageMeter", "process_envelopes"]
+__all__ = ["STAGE_ENVELOPES", "StageMeter", "crash_on_defect", "process_envelopes"]
+
+log = logging.getLogger(__name__)
 
 STAGE_ENVELOPES = 64  # envelopes a stage takes at most at once (it takes what is ready)
 
@@ -61,3 +65,16 @@ async def process_envelopes(stream: Any, stage: str, batch_of: Callable[[int], A
                 batch.store()
             await batch.outbox.flush()
         meter.seconds.observe(time.perf_counter() - started)
+
+
+async def crash_on_defect(what: str, body: Awaitable[None]) -> None:
+    """Run a task's loop (a route over a raw input). Bad input never raises (it is a dead
+    letter); what raises is a defect, and stops the worker: nothing of the batch it was in
+    is acknowledged, so whoever owns the partitions next reads those records again."""
+    try:
+        await body
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("%s failed; stopping the worker", what)
+        await app.crash(exc)

@@ -13,12 +13,12 @@ import asyncio
 import random
 import time
 from pathlib import Path
-from typing import Callable, Optional
 
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from bench.pipeline import hammer, percentile
 from tests.harness import SERVICE, Broker, Deployment, Worker, http_get, wait_until
 
 __all__ = ["ivr_reads", "rule_latency"]
@@ -28,42 +28,6 @@ SEEDED = 1000  # rules and bindings in place before the reads
 
 def phone_of(n: int) -> str:
     return f"+7916{n:07d}"
-
-
-def percentile(values: list[float], p: float) -> Optional[float]:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-async def _hammer(url_of: Callable[[int], str], per_s: float, seconds: float) -> tuple[list[float], int]:
-    """Open loop: request n at n/per_s s whatever the answers do; their latencies and errors."""
-    latencies: list[float] = []
-    errors = 0
-
-    async def one(http: aiohttp.ClientSession, url: str) -> None:
-        nonlocal errors
-        started = time.perf_counter()
-        try:
-            async with http.get(url) as resp:
-                await resp.read()
-                if resp.status != 200:
-                    errors += 1
-                    return
-        except aiohttp.ClientError:
-            errors += 1
-            return
-        latencies.append(time.perf_counter() - started)
-
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {SERVICE}"}) as http:
-        loop = asyncio.get_running_loop()
-        started, tasks = loop.time(), []
-        for n in range(int(per_s * seconds)):
-            await asyncio.sleep(max(0.0, started + n / per_s - loop.time()))
-            tasks.append(asyncio.create_task(one(http, url_of(n))))
-        await asyncio.gather(*tasks)
-    return latencies, errors
 
 
 async def _seed(url: str) -> None:
@@ -96,11 +60,12 @@ def ivr_reads(broker: Broker, workdir: Path, workers: int, per_s: float, seconds
                    120, 0.2, "the seeded rules")
         rnd = random.Random(7)
         urls = [w.url for w in fleet]
-        routing = asyncio.run(_hammer(
+        routing = asyncio.run(hammer(
             lambda n: f"{urls[n % len(urls)]}/routing?phone={phone_of(rnd.randrange(SEEDED * 10 // 9)).replace('+', '%2B')}",
-            per_s, seconds))
-        make_call = asyncio.run(_hammer(
-            lambda n: f"{urls[n % len(urls)]}/make_call?order_id=order-{rnd.randrange(SEEDED * 10 // 9)}", per_s, seconds))
+            per_s, seconds, SERVICE))
+        make_call = asyncio.run(hammer(
+            lambda n: f"{urls[n % len(urls)]}/make_call?order_id=order-{rnd.randrange(SEEDED * 10 // 9)}", per_s, seconds,
+            SERVICE))
     finally:
         for w in fleet:
             w.stop()

@@ -288,16 +288,19 @@ def big_call_center(queues: int, operators: int, now: float) -> list[str]:
     return lines
 
 
-async def _hammer(url: str, per_s: float, seconds: float) -> tuple[list[float], int]:
-    """Open loop: a request every 1/per_s s whatever the answers do; their latencies and errors."""
+async def hammer(url: str | Callable[[int], str], per_s: float, seconds: float,
+                  token: str = MANAGER) -> tuple[list[float], int]:
+    """Open loop: request n (at `url`, or `url(n)`) at n/per_s s whatever the answers do;
+    their latencies and errors."""
     latencies: list[float] = []
     errors = 0
+    url_of = url if callable(url) else (lambda n: url)
 
-    async def one(http: aiohttp.ClientSession) -> None:
+    async def one(http: aiohttp.ClientSession, target: str) -> None:
         nonlocal errors
         started = time.perf_counter()
         try:
-            async with http.get(url) as resp:
+            async with http.get(target) as resp:
                 await resp.read()
                 if resp.status != 200:
                     errors += 1
@@ -307,12 +310,12 @@ async def _hammer(url: str, per_s: float, seconds: float) -> tuple[list[float], 
             return
         latencies.append(time.perf_counter() - started)
 
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {MANAGER}"}) as http:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
         loop = asyncio.get_running_loop()
         started, tasks = loop.time(), []
         for n in range(int(per_s * seconds)):
             await asyncio.sleep(max(0.0, started + n / per_s - loop.time()))
-            tasks.append(asyncio.create_task(one(http)))
+            tasks.append(asyncio.create_task(one(http, url_of(n))))
         await asyncio.gather(*tasks)
     return latencies, errors
 
@@ -336,7 +339,7 @@ def status_under_load(broker: Broker, workdir: Path, queues: int, operators: int
             )
 
         _wait(loaded, 300, f"{queues} queues in /queues/status", worker, 0.5)
-        latencies, errors = asyncio.run(_hammer(worker.url + "/queues/status", per_s, seconds))
+        latencies, errors = asyncio.run(hammer(worker.url + "/queues/status", per_s, seconds))
         size = len(http_get(worker.url + "/queues/status", MANAGER, timeout=10)[1]["queues"])
     finally:
         worker.stop()
