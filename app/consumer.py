@@ -7,7 +7,10 @@ partition, new records there wait until the broker answers the request, which, w
 new on the partitions it asked for, is after 1.5 s. Each hop of the pipeline can pay that
 while the input is quiet (the maximum end-to-end latency of 1.8 s at 300 events/s;
 bench/README.md). `CONSUMER_FETCH_MAX_WAIT_S` bounds the wait; its default stays Faust's
-1.5 s until the failover race a shorter wait exposes is found (see app/settings.py).
+1.5 s (see app/settings.py).
+
+It also makes the seek to the committed offsets that ends every rebalance the last word
+(`TunedConsumer.perform_seek`): without that, a takeover could commit records nobody processed.
 """
 
 from __future__ import annotations
@@ -32,3 +35,24 @@ class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class TunedConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def perform_seek(self) -> None:
+        """Seek every partition to its committed offset, with the flow stopped.
+
+        Faust ends a rebalance's recovery (faust/tables/recovery.py, `on_recovery_completed`)
+        by resuming the stream partitions, then awaiting this seek, then clearing every stream
+        buffer and raw input (`flow_control.resume()`) and resuming the flow. But the flow is
+        already on: recovery turned it on to read the changelogs. So records fetched from the
+        partitions just resumed go on reaching the buffers while the seek waits for the
+        broker; the seek then sets the read offsets back to the committed ones, the next
+        record delivered looks like a gap that Faust counts as processed (`_add_gap`), and the
+        buffers holding the records before it are cleared: never processed, yet committed.
+        Seen on a takeover: `qapp-events` 129..1080 of a partition committed, never routed.
+
+        With the flow stopped the fetcher hands nothing over until Faust resumes it, just after
+        it cleared the buffers (`consumer.resume_flow()`): whatever reached them before the
+        seek is read again from the committed offset. Faust stops the flow the same way for a
+        rebalance; when it calls this seek itself because the flow is stopped (`getmany`), this
+        changes nothing."""
+        self.stop_flow()
+        await super().perform_seek()
