@@ -9,7 +9,8 @@ output is lost while the offsets of the inputs that made it are committed.
   exit with an error the upstream can act on);
 - `GuardedProducer` watches every record a worker sends (our outboxes, Faust's table
   changelogs, dead letters: all go through `Producer.send`), counts a failure in
-  `/metrics`, logs it and crashes the worker;
+  `/metrics`, logs it and crashes the worker; its `flush` also waits for the changelog
+  writes still queued in Faust's buffer (whose own drain gives up after 0.1 s idle);
 - `GuardedConsumer` refuses to commit once a delivery failed. Faust commits after the
   producer's `flush`, which returns only when every earlier delivery future is done, so a
   commit never covers an input whose output Kafka refused: the restarted worker reads it
@@ -76,6 +77,22 @@ class GuardedProducer(faust_aiokafka.Producer):
                                       transactional_id=transactional_id)
         self.deliveries.watch(delivery)  # type: ignore[arg-type]
         return delivery
+
+    async def flush(self) -> None:
+        """Every record queued when called is acknowledged before this returns.
+
+        Faust commits after `producer.flush()`, which first drains its buffer of table
+        changelog writes (`ProducerBuffer.flush`); but that drain gives up as soon as 0.1 s
+        pass without a send (`flush_atmost`), so a CPU-starved worker could commit inputs
+        whose changelog writes were still queued, and a kill then loses them. This waits for
+        each one queued at the call (their futures resolve once Kafka has them; a refusal
+        raises, and the commit does not happen)."""
+        queued = list(self.buffer.pending._queue)  # type: ignore[attr-defined]  # asyncio.Queue's deque
+        await super().flush()
+        if queued:
+            await asyncio.gather(*queued)
+            if self._producer is not None:
+                await self._producer.flush()  # and whatever Faust's buffer task had in hand before them
 
     async def send_answered(self, topic: str, key: Optional[bytes], value: Optional[bytes], timeout_s: float) -> Any:
         """A record somebody waits for (an HTTP command): sent, and its acknowledgement awaited

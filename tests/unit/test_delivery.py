@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from app.delivery import Deliveries, GuardedConsumer
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from app.delivery import Deliveries, GuardedConsumer, GuardedProducer
 
 
 def test_deliveries_keep_the_first_failure_and_count_every_one():
@@ -70,3 +74,51 @@ def test_no_commit_after_an_output_was_refused(monkeypatch):
         return consumer.committed
 
     assert asyncio.run(scenario()) == [{"tp": 10}]
+
+
+class _GivingUpBuffer:
+    """Faust's ProducerBuffer as a starved worker sees it: records queued, and a `flush`
+    that gives up (its 0.1 s without a send passed) with them still there."""
+
+    def __init__(self, queued) -> None:
+        self.pending = asyncio.Queue()
+        for fut in queued:
+            self.pending.put_nowait(fut)
+
+    async def flush(self) -> None:
+        return None
+
+
+def _producer(queued) -> GuardedProducer:
+    producer = object.__new__(GuardedProducer)  # no service machinery: only what flush reads
+    producer.buffer = _GivingUpBuffer(queued)
+    producer._producer = None
+    producer._transaction_producers = {}
+    return producer
+
+
+def test_flush_waits_for_every_changelog_write_queued_before_it():
+    async def scenario():
+        queued = [asyncio.get_running_loop().create_future() for _ in range(3)]
+        producer = _producer(queued)
+        plain = asyncio.ensure_future(faust_aiokafka.Producer.flush(producer))
+        flush = asyncio.ensure_future(producer.flush())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert plain.done()  # Faust's flush: returned with the writes still queued
+        assert not flush.done()
+        for fut in queued:
+            fut.set_result(None)  # Kafka acknowledged them
+        await asyncio.wait_for(flush, 1)
+
+    asyncio.run(scenario())
+
+
+def test_flush_raises_when_a_queued_write_is_refused():
+    async def scenario():
+        refused = asyncio.get_running_loop().create_future()
+        refused.set_exception(KafkaTimeoutError())
+        with pytest.raises(KafkaTimeoutError):
+            await _producer([refused]).flush()
+
+    asyncio.run(scenario())
