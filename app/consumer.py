@@ -6,8 +6,8 @@ partition whose fetched records are still buffered. Faust builds the consumer wi
 partition, new records there wait until the broker answers the request, which, with nothing
 new on the partitions it asked for, is after 1.5 s. Each hop of the pipeline can pay that
 while the input is quiet (the maximum end-to-end latency of 1.8 s at 300 events/s;
-bench/README.md). `CONSUMER_FETCH_MAX_WAIT_S` bounds the wait; its default stays Faust's
-1.5 s (see app/settings.py).
+bench/README.md). `CONSUMER_FETCH_MAX_WAIT_S` bounds the wait (0.05 s by default; a shorter
+wait once exposed the takeover race `perform_seek` below closes).
 
 It also makes the seek to the committed offsets that ends every rebalance the last word
 (`TunedConsumer.perform_seek`): without that, a takeover could commit records nobody processed.

