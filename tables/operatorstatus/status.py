@@ -1,0 +1,253 @@
+"""Operator status (seed 003): the CRM status people see, and the Asterisk pause it implies.
+
+Two levels. The CRM status is the source of truth: nine statuses, each with a reason and
+a since, time spent in each today, calls taken and average handle time. The Asterisk
+queue pause decides whether calls reach the operator; only ONLINE unpauses, ON_CALL is
+CRM-only (the operator is already on a call), everything else pauses. A status change is
+applied here first; syncing the pause over AMI is best-effort and never blocks it
+(`OperatorOutcome.pause` says what Asterisk should be told, if anything).
+
+What changes the status:
+- a person (`StatusRequested`: the operator or a manager);
+- telephony (`CallAnswered` -> ON_CALL, CRM only; `CallFinished` -> WRAP_UP, counted;
+  `LoggedIn` -> ONLINE and unpaused; `LoggedOut` -> OFFLINE and paused);
+- the SIP endpoint (`EndpointUnregistered` -> OFFLINE, reason `Auto: SIP not registered`;
+  `EndpointRegistered` -> ONLINE again only if the operator was set offline automatically,
+  never after a manual status).
+
+Every input carries its time; one older than what the operator's state has seen changes
+nothing (a replay, a late duplicate). Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Optional, Union
+
+__all__ = [
+    "AUTO_PREFIX", "CallAnswered", "CallFinished", "CrmStatus", "EndpointRegistered", "EndpointUnregistered",
+    "LoggedIn", "LoggedOut", "OperatorCrm", "OperatorInput", "OperatorOutcome", "PauseRequest", "SIP_REGISTERED",
+    "SIP_UNREGISTERED", "StatusRequested", "apply_operator_input", "asterisk_paused", "average_handle_time_s",
+    "time_in_status_today",
+]
+
+
+class CrmStatus(StrEnum):
+    ONLINE = "ONLINE"
+    OFFLINE = "OFFLINE"
+    PAUSE = "PAUSE"
+    BREAK = "BREAK"
+    TRAINING = "TRAINING"
+    MEETING = "MEETING"
+    WRAP_UP = "WRAP_UP"
+    DO_NOT_DISTURB = "DO_NOT_DISTURB"
+    ON_CALL = "ON_CALL"
+
+
+AUTO_PREFIX = "Auto:"  # reasons the service set by itself
+SIP_UNREGISTERED = "Auto: SIP not registered"
+SIP_REGISTERED = "Auto: SIP registered"
+
+
+def asterisk_paused(status: CrmStatus) -> Optional[bool]:
+    """The seed's mapping: whether Asterisk should pause the operator in its queues; None
+    for ON_CALL (local: Asterisk knows the operator is on a call)."""
+    if status == CrmStatus.ON_CALL:
+        return None
+    return status != CrmStatus.ONLINE
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequested:
+    """A person set the status (POST /operators/{id}/status)."""
+
+    operator: str
+    status: CrmStatus
+    reason: str
+    at: float
+    by: str  # who asked (role or user), for the record
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    operator: str
+    callid: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallFinished:
+    operator: str
+    callid: str
+    at: float
+    talk_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    operator: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOut:
+    operator: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRegistered:
+    operator: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointUnregistered:
+    operator: str
+    at: float
+
+
+OperatorInput = Union[StatusRequested, CallAnswered, CallFinished, LoggedIn, LoggedOut, EndpointRegistered,
+                      EndpointUnregistered]
+
+
+# --- state ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCrm:
+    operator: str
+    status: CrmStatus = CrmStatus.OFFLINE
+    reason: str = ""
+    since: Optional[float] = None  # when the current status began; None: never heard of
+    last_time: float = 0.0  # the latest input applied
+    day: str = ""  # the UTC day the tallies below are of
+    counted_until: float = 0.0  # time in the current status is in the tallies up to here
+    time_in_status_today_s: dict[str, float] = field(default_factory=dict)
+    calls_today: int = 0
+    talk_today_s: float = 0.0
+    wrap_up_today_s: float = 0.0  # closed WRAP_UP stretches
+    current_call: Optional[str] = None
+    counted_calls: tuple[str, ...] = ()  # the latest calls counted (a replayed end counts once)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "OperatorCrm":
+        return cls(**{**d, "status": CrmStatus(d["status"]), "counted_calls": tuple(d["counted_calls"])})
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRequest:
+    """What Asterisk should be told (AMI `QueuePause`): best-effort, after the status is stored."""
+
+    operator: str
+    paused: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorOutcome:
+    operator: OperatorCrm
+    changed: bool = True
+    pause: Optional[PauseRequest] = None
+
+
+_COUNTED_KEPT = 50
+
+
+def apply_operator_input(op: Optional[OperatorCrm], event: OperatorInput) -> OperatorOutcome:
+    """The operator's CRM state after `event`, and the Asterisk pause it implies (if any).
+    An operator first heard of is OFFLINE from then on, whatever the event then does."""
+    if op is None or op.since is None:
+        known = OperatorCrm(event.operator, since=event.at, last_time=event.at, day=_day(event.at), counted_until=event.at)
+        return replace(_apply(known, event), changed=True)
+    return _apply(op, event)
+
+
+def _apply(op: OperatorCrm, event: OperatorInput) -> OperatorOutcome:
+    if event.at < op.last_time:
+        return OperatorOutcome(op, changed=False)  # older than what is known: a replay
+    if isinstance(event, StatusRequested):
+        return _set(op, event.at, event.status, event.reason or str(event.status))
+    if isinstance(event, CallAnswered):
+        if op.current_call == event.callid or event.callid in op.counted_calls:
+            return OperatorOutcome(op, changed=False)
+        after = _set(op, event.at, CrmStatus.ON_CALL, "call", pause=False)
+        return replace(after, operator=replace(after.operator, current_call=event.callid))
+    if isinstance(event, CallFinished):
+        if event.callid in op.counted_calls:
+            return OperatorOutcome(op, changed=False)
+        after = _set(op, event.at, CrmStatus.WRAP_UP, "after call", pause=False)  # Asterisk's wrapuptime does its own
+        counted = after.operator
+        return replace(after, operator=replace(
+            counted, calls_today=counted.calls_today + 1, talk_today_s=counted.talk_today_s + max(0.0, event.talk_s),
+            current_call=None, counted_calls=(*counted.counted_calls, event.callid)[-_COUNTED_KEPT:]))
+    if isinstance(event, LoggedIn):
+        return _set(op, event.at, CrmStatus.ONLINE, "logged in")
+    if isinstance(event, LoggedOut):
+        return _set(op, event.at, CrmStatus.OFFLINE, "offline")
+    if isinstance(event, EndpointUnregistered):
+        if op.status == CrmStatus.OFFLINE:
+            return OperatorOutcome(replace(op, last_time=event.at), changed=False)  # offline already, whatever the reason
+        return _set(op, event.at, CrmStatus.OFFLINE, SIP_UNREGISTERED)
+    if isinstance(event, EndpointRegistered):
+        if op.status == CrmStatus.OFFLINE and op.reason.startswith(AUTO_PREFIX):
+            return _set(op, event.at, CrmStatus.ONLINE, SIP_REGISTERED)
+        return OperatorOutcome(replace(op, last_time=event.at), changed=False)  # a manual status stays
+    raise TypeError(f"not an operator input: {event!r}")  # pragma: no cover
+
+
+def _set(op: OperatorCrm, at: float, status: CrmStatus, reason: str, pause: bool = True) -> OperatorOutcome:
+    """`op` in `status` from `at`; `pause`: tell Asterisk what the status implies."""
+    changed = (status, reason) != (op.status, op.reason)
+    op = _count_until(op, at)
+    since = at if status != op.status else op.since
+    after = replace(op, status=status, reason=reason, since=since, last_time=at)
+    paused = asterisk_paused(status)
+    request = PauseRequest(op.operator, paused, reason) if pause and changed and paused is not None else None
+    return OperatorOutcome(after, changed=changed, pause=request)
+
+
+def _count_until(op: OperatorCrm, at: float) -> OperatorCrm:
+    """Today's tallies with the time in the current status up to `at` added (a new UTC day
+    starts them again)."""
+    day = _day(at)
+    if op.since is None:
+        return replace(op, day=day, counted_until=at)
+    if op.day != day:
+        op = replace(op, day=day, time_in_status_today_s={}, calls_today=0, talk_today_s=0.0, wrap_up_today_s=0.0,
+                     counted_until=max(op.counted_until, _midnight(at)))
+    spent = max(0.0, at - op.counted_until)
+    if not spent:
+        return op
+    totals = dict(op.time_in_status_today_s)
+    totals[str(op.status)] = totals.get(str(op.status), 0.0) + spent
+    wrap_up = op.wrap_up_today_s + (spent if op.status == CrmStatus.WRAP_UP else 0.0)
+    return replace(op, time_in_status_today_s=totals, wrap_up_today_s=wrap_up, counted_until=at)
+
+
+def time_in_status_today(op: OperatorCrm, now: float) -> dict[str, float]:
+    """Seconds in each of the nine statuses since midnight (UTC) of `now`, the current one included."""
+    counted = _count_until(op, max(now, op.counted_until))
+    totals = counted.time_in_status_today_s if counted.day == _day(now) else {}
+    return {str(s): round(totals.get(str(s), 0.0), 3) for s in CrmStatus}
+
+
+def average_handle_time_s(op: OperatorCrm, now: float) -> Optional[float]:
+    """(talk + wrap-up) per call taken today; None before the first call."""
+    counted = _count_until(op, max(now, op.counted_until))
+    if counted.day != _day(now) or counted.calls_today == 0:
+        return None
+    return round((counted.talk_today_s + counted.wrap_up_today_s) / counted.calls_today, 3)
+
+
+def _day(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d")
+
+
+def _midnight(t: float) -> float:
+    return t - t % 86400
