@@ -1,9 +1,11 @@
-"""A paced load of queue_log lines: `python -m bench.load --bootstrap B --topic T --rate R --duration S`.
+"""The benchmarks' load, from the service's simulator (dev/simulate.py), in two forms.
 
-The lines come from the service's simulator (deterministic with `--seed`); each is sent
-at its due time, with its time column rewritten to the moment it is sent, so the service
-sees a live call center at exactly R events/s. Prints one JSON line at the end:
-`{"sent": n, "seconds": s, "rate": n/s}`. Used by `make bench`'s latency runs.
+- `lines_for(events, seed)`: that many queue_log lines of a busy call center, made offline
+  (deterministic for a seed), ending now: the throughput rows and bench/profile.py replay them.
+- `python -m bench.load --bootstrap B --topic T --rate R --duration S`: the live simulator
+  (`python -m app simulate`'s own shell, paced at exactly R events/s with a call center sized
+  for R) producing to T; prints `ready` once the producer may start, then one JSON line at
+  the end: `{"sent": n, "seconds": s, "rate": n/s}`. Used by `make bench`'s latency runs.
 """
 
 from __future__ import annotations
@@ -14,46 +16,21 @@ import json
 import sys
 import time
 
-from aiokafka import AIOKafkaProducer
-
-from app.ingest import record_key
-from dev.simulate import CallCenterSimulation
+from app.settings import Settings
+from dev.simulate import CallCenterSimulation, run
 from tables.callcenter.queue_log import to_line
 
-TICK_S = 0.005
+__all__ = ["lines_for", "main"]
+
+LINES_RATE = 40.0  # events/s of the call center `lines_for` plays
 
 
 def lines_for(events: int, seed: int) -> list[str]:
-    """About `events` simulated queue_log lines (a busy call center), oldest first."""
-    rate = 40.0
+    """`events` simulated queue_log lines (a busy call center, from its first logins), oldest first."""
+    span = 1.2 * events / LINES_RATE + 10.0  # the simulator keeps to its rate: a margin is enough
     end = time.time()
-    sim = CallCenterSimulation(seed=seed, start=end - events / rate, rate=rate, operators=120)
+    sim = CallCenterSimulation(seed=seed, start=end - span, rate=LINES_RATE)
     return [to_line(r) for r in sim.advance(end)][:events]
-
-
-def restamped(line: str, now: float) -> bytes:
-    return f"{now:.3f}|{line.split('|', 1)[1]}".encode()
-
-
-async def send_paced(bootstrap: str, topic: str, lines: list[str], rate: float, duration: float) -> dict:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
-    await producer.start()
-    loop = asyncio.get_running_loop()
-    sent = 0
-    try:
-        started = loop.time()
-        while (elapsed := loop.time() - started) < duration and sent < len(lines):
-            due = min(len(lines), int(elapsed * rate))
-            now = time.time()
-            for line in lines[sent:due]:
-                await producer.send(topic, restamped(line, now), key=record_key(line))
-            sent = max(sent, due)
-            await asyncio.sleep(TICK_S)
-        seconds = loop.time() - started
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return {"sent": sent, "seconds": round(seconds, 3), "rate": round(sent / seconds, 1)}
 
 
 def main() -> int:
@@ -64,9 +41,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, required=True, help="seconds")
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
-    lines = lines_for(int(args.rate * args.duration) + 1, args.seed)
-    print("ready", flush=True)  # the lines are made: the clock may start
-    print(json.dumps(asyncio.run(send_paced(args.bootstrap, args.topic, lines, args.rate, args.duration))), flush=True)
+    settings = Settings(kafka_bootstrap=args.bootstrap, topic_qapp_events=args.topic)
+    print("ready", flush=True)  # the simulator paces itself from its first record
+    sent = asyncio.run(run(settings, rate=args.rate, duration=args.duration, seed=args.seed, progress=False))
+    # the pacer's clock starts with the producer: `duration` is the time it sent for
+    print(json.dumps({"sent": sent, "seconds": args.duration, "rate": round(sent / args.duration, 1)}), flush=True)
     return 0
 
 

@@ -254,7 +254,7 @@ def latency(broker: Broker, workdir: Path, rate: float, seconds: float, env: dic
     )
     try:
         assert load.stdout.readline().strip() == "ready"
-        time.sleep(3.0)  # the load runs before the first probe
+        time.sleep(5.0)  # the load runs before the first probe (the simulator sizes its call center first: ~2 s at 3,000/s)
         probes = max(20, int(seconds / 0.1))
         latencies = asyncio.run(_probe(broker.bootstrap, topic, worker.url, probes, 0.05))
         achieved = json.loads(load.communicate(timeout=120)[0].strip().splitlines()[-1])

@@ -46,8 +46,11 @@ for i in $(seq 1 120); do
   sleep 1
 done
 
+# 5 events/s: a shift of ~450 operators in 4 queues logging in over the first minutes,
+# calls of ~3 minutes; SIM_ARGS adds options (e.g. "--operators 120 --seed 7")
 say "starting the traffic simulator at $rate events/s (log: $logs/simulate.log)"
-"$PY" -m app simulate --rate "$rate" >"$logs/simulate.log" 2>&1 &
+# shellcheck disable=SC2086
+"$PY" -m app simulate --rate "$rate" ${SIM_ARGS:-} >"$logs/simulate.log" 2>&1 &
 pids+=($!)
 
 cat <<MSG

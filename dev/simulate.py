@@ -3,22 +3,31 @@
 `CallCenterSimulation` is the pure core: a seeded discrete-event model of queues, operators
 and callers that returns the queue_log records Asterisk would write, in time order, for any
 stretch of simulated time. It never looks at the wall clock; the same seed and start give
-the same records however `advance` is stepped. `run` is the thin shell that walks the model
-along the wall clock and produces its records to Kafka (`python -m app simulate`).
+the same records however `advance` is stepped. Its size follows the event rate asked for
+(`staffing`): more traffic means more queues and more operators, never shorter calls, so
+talk times, waits, occupancy and abandon rates look the same at 1 and at 3,000 events/s.
+
+`run` is the thin shell behind `python -m app simulate`: a `Pacer` says how many records
+are due at each moment, the model is advanced until it has them, and they are produced to
+Kafka; `--processes N` runs N such shells with disjoint call ids and operators.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import heapq
+import itertools
 import math
+import multiprocessing
 import random
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -29,13 +38,14 @@ from tables.callcenter.events import NONE, QueueLogRecord
 from tables.callcenter.queue_log import to_json
 
 __all__ = [
-    "CallCenterSimulation", "DEFAULT_QUEUES", "DEFAULT_RATE", "add_arguments", "main", "record_json",
-    "record_key", "run",
+    "CallCenterSimulation", "DEFAULT_QUEUES", "DEFAULT_RATE", "MAX_RATE_PER_PROCESS", "Pacer", "Staffing",
+    "add_arguments", "main", "queue_names", "record_json", "record_key", "run", "staffing",
 ]
 
 DEFAULT_QUEUES = ("support", "drivers", "vip", "lost-items")
 DEFAULT_RATE = 5.0  # queue_log events per second, all queues together
-DEFAULT_OPERATORS = 24
+EVENTS_PER_QUEUE_S = 10.0  # beyond the first four, one more queue for every 10 events/s
+MAX_RATE_PER_PROCESS = 3000.0  # what one process model + producer sustains on a 2-core machine
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,30 +56,29 @@ class QueueProfile:
     priority: int  # Asterisk queue weight: higher is served first by shared members
     timeout_s: float  # queue timeout: EXITWITHTIMEOUT when the caller waited this long
     patience_median_s: float  # callers abandon after a lognormal wait around this
+    wrapup_s: float  # Asterisk wrapuptime: a member is not rung this long after a call
     key_exit_p: float = 0.0  # chance a caller presses the exit key (EXITWITHKEY) while waiting
 
 
 PROFILES = {
-    "support": QueueProfile(share=0.40, priority=0, timeout_s=300.0, patience_median_s=75.0),
-    "drivers": QueueProfile(share=0.30, priority=0, timeout_s=180.0, patience_median_s=60.0),
-    "vip": QueueProfile(share=0.10, priority=10, timeout_s=600.0, patience_median_s=120.0),
-    "lost-items": QueueProfile(share=0.20, priority=0, timeout_s=240.0, patience_median_s=90.0, key_exit_p=0.03),
+    "support": QueueProfile(share=0.40, priority=0, timeout_s=300.0, patience_median_s=75.0, wrapup_s=20.0),
+    "drivers": QueueProfile(share=0.30, priority=0, timeout_s=180.0, patience_median_s=60.0, wrapup_s=10.0),
+    "vip": QueueProfile(share=0.10, priority=10, timeout_s=600.0, patience_median_s=120.0, wrapup_s=30.0),
+    "lost-items": QueueProfile(share=0.20, priority=0, timeout_s=240.0, patience_median_s=90.0, wrapup_s=30.0,
+                               key_exit_p=0.03),
 }
-GENERIC_PROFILE = QueueProfile(share=0.25, priority=0, timeout_s=300.0, patience_median_s=75.0)
+GENERIC_PROFILE = QueueProfile(share=0.25, priority=0, timeout_s=300.0, patience_median_s=75.0, wrapup_s=15.0)
 
-# Nominal human time scales; talk, wrap-up and ringing are compressed when the requested
-# rate needs more calls than the staff could take at real-life lengths (see `_service_scales`).
-TALK_MEDIAN_S = 200.0  # lognormal, sigma 0.4: mostly 2 to 6 minutes
-TALK_SIGMA = 0.4
-WRAPUP_S = 15.0  # Asterisk wrapuptime: a member is not rung this long after a call
+TALK_MEDIAN_S = 170.0  # lognormal, sigma 0.5: mostly 1.5 to 6 minutes, mean about 3 minutes
+TALK_SIGMA = 0.5
 RING_ANSWER_S = (1.0, 6.0)  # how long a phone rings before the operator picks up
 RING_TIMEOUT_S = 15.0  # member timeout: RINGNOANSWER after this long
 RETRY_S = 5.0  # Asterisk retry: a caller waits this long before ringing again after RINGNOANSWER
-NO_ANSWER_P = 0.08
-TARGET_OCCUPANCY = 0.6  # of the operators expected to be available, before bursts
+NO_ANSWER_P = 0.05
 
 END_KINDS = (("COMPLETEAGENT", 0.46), ("COMPLETECALLER", 0.44), ("BLINDTRANSFER", 0.06), ("ATTENDEDTRANSFER", 0.04))
 TRANSFER_TARGETS = (("2000", "from-internal"), ("2100", "billing"), ("700", "parkedcalls"), ("5555", "ivr-survey"))
+MEMBERSHIP_SIZES = ((1, 0.5), (2, 0.35), (3, 0.15))  # how many queues an operator answers
 
 PAUSE_REASONS = (  # reason, weight, median length s
     ("break", 0.30, 300.0),
@@ -93,10 +102,16 @@ BURST_GAP_S = 12 * 60.0  # mean quiet time between two bursts
 BURST_FACTOR = (2.5, 4.0)
 BURST_LENGTH_S = (90.0, 240.0)
 
-# Used to turn the requested event rate into a call arrival rate (measured on long runs).
-EVENTS_PER_CALL = 3.1
-MEMBER_EVENTS_PER_OPERATOR_HOUR = 9.0
-AVAILABLE_FRACTION = 0.75  # operators logged in and not paused, on average
+# Staffing: how many operators carry a call rate, and how many events a call and an operator
+# make (measured on long runs of this model; `_steer` corrects what remains).
+TARGET_OCCUPANCY = 0.88  # busy (ringing, talking, wrap-up) share of the operators ready to take calls
+READY_FRACTION = 0.71  # of the staff: logged in, not paused, on average
+ANSWERED_FRACTION = 0.97
+EVENTS_PER_CALL = 3.03
+MEMBER_EVENTS_PER_OPERATOR_S = 7.7 / 3600.0
+STEER_S = 10.0  # the arrival rate is corrected to make up an event surplus or deficit in about this long
+STEER_RANGE = (0.1, 3.0)
+ARRIVAL_TICK_S = 1.0  # the arrival rate is looked at again at least this often
 
 
 def _whole_seconds(later: float, earlier: float) -> int:
@@ -104,7 +119,57 @@ def _whole_seconds(later: float, earlier: float) -> int:
     return math.floor(later) - math.floor(earlier)
 
 
-@dataclass(slots=True)
+def _profile(queue: str) -> QueueProfile:
+    """Queues beyond the first four are named after them (`support-2`) and behave alike."""
+    base, _, number = queue.rpartition("-")
+    return PROFILES.get(queue) or (PROFILES.get(base, GENERIC_PROFILE) if number.isdigit() else GENERIC_PROFILE)
+
+
+def queue_names(rate: float, count: Optional[int] = None) -> list[str]:
+    """The queues of a call center making `rate` events/s (or `count` of them): the four
+    default ones, then more alike."""
+    if count is None:
+        count = max(len(DEFAULT_QUEUES), math.ceil(rate / EVENTS_PER_QUEUE_S))
+    return [DEFAULT_QUEUES[i % 4] if i < 4 else f"{DEFAULT_QUEUES[i % 4]}-{i // 4 + 1}" for i in range(count)]
+
+
+@dataclass(frozen=True, slots=True)
+class Staffing:
+    """The size of a call center: calls per second and the operators who carry them."""
+
+    call_rate: float  # calls per second entering the queues, on average over bursts
+    operators: int
+
+
+def _mean_handle_s(queues: Sequence[str]) -> float:
+    """Ringing, talk and wrap-up of an answered call, averaged over the queues' shares."""
+    total = sum(_profile(q).share for q in queues)
+    wrapup = sum(_profile(q).share * _profile(q).wrapup_s for q in queues) / total
+    ringing = sum(RING_ANSWER_S) / 2 + NO_ANSWER_P * RING_TIMEOUT_S
+    return ringing + TALK_MEDIAN_S * math.exp(TALK_SIGMA**2 / 2) + wrapup
+
+
+def staffing(rate: float, queues: Sequence[str], operators: Optional[int] = None) -> Staffing:
+    """How many calls and operators make `rate` events/s with realistic talk times and occupancy.
+
+    Every call makes `EVENTS_PER_CALL` events and every operator `MEMBER_EVENTS_PER_OPERATOR_S`;
+    the staff is what keeps the ready operators `TARGET_OCCUPANCY` busy. A given number of
+    operators is kept, and the calls make up the rest of the rate (at least a fifth of it).
+    """
+    per_call_staff = ANSWERED_FRACTION * _mean_handle_s(queues) / (TARGET_OCCUPANCY * READY_FRACTION)
+    if operators is None:
+        call_rate = rate / (EVENTS_PER_CALL + per_call_staff * MEMBER_EVENTS_PER_OPERATOR_S)
+        operators = max(2, math.ceil(call_rate * per_call_staff))
+    else:
+        call_rate = max(rate - operators * MEMBER_EVENTS_PER_OPERATOR_S, 0.2 * rate) / EVENTS_PER_CALL
+    return Staffing(call_rate=call_rate, operators=operators)
+
+
+# operator states
+OFFLINE, READY, RINGING, TALKING, WRAPUP = "offline", "ready", "ringing", "talking", "wrap-up"
+
+
+@dataclass(slots=True, eq=False)
 class _Call:
     callid: str
     queue: str
@@ -119,60 +184,73 @@ class _Call:
     attempt: int = 0  # bumped on every ring so stale ring outcomes are dropped
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Operator:
+    index: int
     agent: str
     queues: tuple[str, ...]
-    logged_in: bool = False
+    state: str = OFFLINE
     session: int = 0  # bumped on every login so actions planned for an old session are dropped
-    paused: set[str] = field(default_factory=set)
-    ringing: str = ""  # callid
-    call: str = ""  # callid
-    wrapup_until: float = 0.0
+    version: int = 0  # bumped whenever it stops being ready, so its places in the free pools go stale
+    paused: frozenset[str] = frozenset()
+    call: Optional[_Call] = None  # ringing or talking
     last_call_end: float = 0.0
-
-    def is_free(self, now: float) -> bool:
-        return self.logged_in and not self.ringing and not self.call and self.wrapup_until <= now
 
 
 class CallCenterSimulation:
-    """A seeded call center: `advance(until)` returns the queue_log records of (previous until, until]."""
+    """A seeded call center: `advance(until)` returns the queue_log records of (previous until, until].
+
+    `rate` is the events/s it aims at; queues and operators follow from it unless given.
+    `process`/`processes` carve disjoint call ids and agent numbers for one of several producers.
+    """
 
     def __init__(
         self,
         seed: int,
         start: float,
-        queues: Optional[list[str]] = None,
-        operators: int = DEFAULT_OPERATORS,
+        queues: Optional[Sequence[str]] = None,
+        operators: Optional[int] = None,
         rate: float = DEFAULT_RATE,
+        process: int = 0,
+        processes: int = 1,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        if operators < 1:
+        if operators is not None and operators < 1:
             raise ValueError("at least one operator is needed")
-        names = list(queues) if queues else list(DEFAULT_QUEUES)
+        if not 0 <= process < processes:
+            raise ValueError("process must be in [0, processes)")
+        names = list(queues) if queues else queue_names(rate)
         if len(set(names)) != len(names):
             raise ValueError("queue names must be unique")
         self._rng = random.Random(seed)
         self._start = round(start, 3)
         self._until = self._start
         self._agenda: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
-        self._seq = 0
+        self._seq = itertools.count()
         self._records: list[QueueLogRecord] = []
-        self._uniqueid_seq = self._rng.randint(100, 9000)
-
-        self.profiles = {name: PROFILES.get(name, GENERIC_PROFILE) for name in names}
-        total_share = sum(p.share for p in self.profiles.values())
-        self._shares = {name: p.share / total_share for name, p in self.profiles.items()}
-        self._operators = self._staff(operators)
-        self._waiting: dict[str, list[_Call]] = {name: [] for name in names}  # queue order, ringing included
-        self._calls: dict[str, _Call] = {}  # calls not ended yet
-        self._burst = {name: 1.0 for name in names}
-        self._arrival_plan = {name: 0 for name in names}
+        self._emitted = 0
+        self._processes = processes
+        self._uniqueid_seq = self._rng.randint(100, 9000) * processes + process
 
         self.rate = rate
-        self.call_rate = self._call_rate(rate, operators)
-        self.talk_scale, self.ring_scale = self._service_scales(self.call_rate, operators)
+        self.profiles = {name: _profile(name) for name in names}
+        total_share = sum(p.share for p in self.profiles.values())
+        self._shares = {name: p.share / total_share for name, p in self.profiles.items()}
+        size = staffing(rate, names, operators)
+        self.call_rate = size.call_rate
+        self._operators = self._staff(size.operators, process, processes)
+        self._by_agent = {op.agent: op for op in self._operators}
+        self._waiting: dict[str, dict[_Call, None]] = {name: {} for name in names}  # queue order, ringing included
+        self._free: dict[str, list[tuple[float, int, int]]] = {name: [] for name in names}  # (last end, index, version)
+        self._logged_in = {name: 0 for name in names}  # members logged in, per queue
+        self._online = 0
+        self._calls = 0  # calls not ended yet
+        self._burst: dict[str, float] = {}
+        self._queue_weights: list[float] = []
+        self._names = names
+        self._reweigh()
+        self._arrival_plan = 0
         self._plan_day()
 
     # --- public ------------------------------------------------------------------------
@@ -184,17 +262,30 @@ class CallCenterSimulation:
 
     @property
     def calls_in_progress(self) -> int:
-        return len(self._calls)
+        return self._calls
+
+    @property
+    def operators(self) -> int:
+        return len(self._operators)
+
+    @property
+    def queues(self) -> list[str]:
+        return list(self._names)
+
+    @property
+    def operators_online(self) -> int:
+        return self._online
 
     @property
     def memberships(self) -> dict[str, tuple[str, ...]]:
         """Agent name -> the queues it is a member of whenever it is logged in."""
-        return {op.agent: op.queues for op in self._operators.values()}
+        return {op.agent: op.queues for op in self._operators}
 
     def advance(self, until: float) -> list[QueueLogRecord]:
         """Run the model up to `until`; the records with time in (previous until, until], in time order."""
-        while self._agenda and self._agenda[0][0] <= until:
-            at, _, action, args = heapq.heappop(self._agenda)
+        agenda = self._agenda
+        while agenda and agenda[0][0] <= until:
+            at, _, action, args = heapq.heappop(agenda)
             action(at, *args)
         self._until = max(self._until, until)
         records, self._records = self._records, []
@@ -202,74 +293,74 @@ class CallCenterSimulation:
 
     # --- setup -------------------------------------------------------------------------
 
-    def _staff(self, count: int) -> dict[str, _Operator]:
+    def _staff(self, count: int, process: int, processes: int) -> list[_Operator]:
         names = list(self.profiles)
-        weights = [self._shares[q] for q in names]
+        cumulative = list(itertools.accumulate(self._shares[q] for q in names))
+        sizes, size_weights = zip(*MEMBERSHIP_SIZES)
         memberships: list[list[str]] = []
-        for _ in range(count):
-            size = min(len(names), self._rng.choices((1, 2, 3), weights=(0.4, 0.4, 0.2))[0])
+        picks: Iterator[str] = iter(())
+        for size in self._rng.choices(sizes, weights=size_weights, k=count):
+            size = min(len(names), size)
             chosen: list[str] = []
             while len(chosen) < size:
-                pick = self._rng.choices(names, weights=weights)[0]
+                pick = next(picks, None)
+                if pick is None:
+                    picks = iter(self._rng.choices(names, cum_weights=cumulative, k=4096))
+                    continue
                 if pick not in chosen:
                     chosen.append(pick)
             memberships.append(chosen)
         # every queue gets at least two members (or everyone, with a tiny staff)
+        members = {q: 0 for q in names}
+        for chosen in memberships:
+            for q in chosen:
+                members[q] += 1
         for queue in names:
-            while sum(queue in m for m in memberships) < min(2, count):
+            while members[queue] < min(2, count):
                 open_ = [m for m in memberships if queue not in m and len(m) < 3] or [m for m in memberships if queue not in m]
                 self._rng.choice(open_).append(queue)
-        staff = {}
-        for index, chosen in enumerate(memberships):
-            tech = "PJSIP" if self._rng.random() < 0.65 else "SIP"
-            agent = f"{tech}/{1001 + index}"
-            staff[agent] = _Operator(agent=agent, queues=tuple(q for q in names if q in chosen))
-        return staff
-
-    def _call_rate(self, rate: float, operators: int) -> float:
-        """Calls per second, on average over bursts, that give about `rate` events per second."""
-        member_rate = operators * MEMBER_EVENTS_PER_OPERATOR_HOUR / 3600.0
-        call_events = max(rate - member_rate, 0.2 * rate)
-        mean_factor = sum(BURST_FACTOR) / 2
-        mean_length = sum(BURST_LENGTH_S) / 2
-        duty = mean_length / (mean_length + BURST_GAP_S)
-        burst_gain = 1 + (mean_factor - 1) * duty * sum(s * s for s in self._shares.values())
-        return call_events / EVENTS_PER_CALL / burst_gain
-
-    def _service_scales(self, call_rate: float, operators: int) -> tuple[float, float]:
-        """How much talk/wrap-up and ringing are compressed so the staff can carry the calls."""
-        ring_busy = sum(RING_ANSWER_S) / 2 + NO_ANSWER_P / (1 - NO_ANSWER_P) * RING_TIMEOUT_S
-        talk_busy = TALK_MEDIAN_S * math.exp(TALK_SIGMA**2 / 2) + WRAPUP_S
-        budget = TARGET_OCCUPANCY * operators * AVAILABLE_FRACTION / call_rate  # busy seconds per call
-        overall = min(1.0, budget / (ring_busy + talk_busy))
-        ring_scale = min(1.0, 10 * overall)  # phones ring for seconds even in a busy simulation
-        talk_scale = max(0.005, min(1.0, (budget - ring_scale * ring_busy) / talk_busy))
-        return talk_scale, ring_scale
+                members[queue] += 1
+        order = {q: i for i, q in enumerate(names)}
+        techs = ("PJSIP" if self._rng.random() < 0.65 else "SIP" for _ in memberships)
+        return [  # agent numbers interleave over the processes: disjoint, and dense for each
+            _Operator(index=index, agent=f"{tech}/{1001 + index * processes + process}",
+                      queues=tuple(sorted(chosen, key=order.__getitem__)))
+            for index, (tech, chosen) in enumerate(zip(techs, memberships))
+        ]
 
     def _plan_day(self) -> None:
+        """The shift starts: most operators log in over the first minutes, as fast as the rate
+        leaves room for their ADDMEMBERs (`_roster_tick`), the others later; calls follow the
+        staff logged in."""
         first = self._start + 0.001
         self._at(first, self._noise, "QUEUESTART")
         self._at(first + self._rng.expovariate(1 / CONFIGRELOAD_EVERY_S), self._noise, "CONFIGRELOAD")
-        for op in self._operators.values():
+        self._roster: list[_Operator] = []
+        for op in self._operators:
             if self._rng.random() < LOGGED_IN_AT_START_P:
-                self._at(first + self._rng.uniform(0.01, 8.0), self._login, op)
+                self._roster.append(op)
             else:
                 self._at(first + self._rng.uniform(300.0, 1800.0), self._login, op)
-        for queue in self.profiles:
-            self._plan_arrival(first + 10.0, queue)
+        self._rng.shuffle(self._roster)
+        self._roster.reverse()  # popped from the end
+        self._expected_online = max(1.0, LOGGED_IN_AT_START_P * len(self._operators))
+        self._roster_step = max(0.05, min(1.0, 20.0 / self.rate))
+        self._events_at_roster_tick = 0
+        self._at(first, self._roster_tick, 0)
+        self._at(first, self._arrival_tick, 0)
         self._at(first + self._rng.uniform(60.0, 300.0), self._start_burst)
 
     # --- scheduling and output ---------------------------------------------------------
 
     def _at(self, at: float, action: Callable[..., None], *args: Any) -> None:
-        self._seq += 1
-        heapq.heappush(self._agenda, (round(at, 3), self._seq, action, args))
+        heapq.heappush(self._agenda, (round(at, 3), next(self._seq), action, args))
 
     def _emit(self, at: float, callid: str, queue: str, agent: str, event: str, *data: object) -> None:
-        self._records.append(QueueLogRecord(at, callid, queue, agent, event, tuple(str(d) for d in data)))
+        self._records.append(QueueLogRecord(at, callid, queue, agent, event, tuple(map(str, data))))
+        self._emitted += 1
 
     def _uniqueid(self, at: float) -> str:
-        self._uniqueid_seq += 1
+        self._uniqueid_seq += self._processes
         return f"{math.floor(at)}.{self._uniqueid_seq}"
 
     def _noise(self, now: float, event: str) -> None:
@@ -277,36 +368,73 @@ class CallCenterSimulation:
         if event == "CONFIGRELOAD":
             self._at(now + self._rng.expovariate(1 / CONFIGRELOAD_EVERY_S), self._noise, "CONFIGRELOAD")
 
+    def _roster_tick(self, now: float, logins_before: int) -> None:
+        """Log in as many of the start-of-shift operators as the events due in the next step
+        leave room for, after the other events (as many as in the previous step)."""
+        step = self._roster_step
+        others = self._emitted - self._events_at_roster_tick - logins_before
+        room = self.rate * (now + step - self._start) - self._emitted - others
+        members = 0
+        while self._roster and members < room:
+            op = self._roster.pop()
+            members += len(op.queues)
+            self._at(now + self._rng.uniform(0.0, step), self._login, op)
+        self._events_at_roster_tick = self._emitted
+        if self._roster:
+            self._at(now + step, self._roster_tick, members)
+
     # --- traffic -----------------------------------------------------------------------
 
-    def _plan_arrival(self, now: float, queue: str) -> None:
-        self._arrival_plan[queue] += 1
-        rate = self.call_rate * self._shares[queue] * self._burst[queue]
-        self._at(now + self._rng.expovariate(rate), self._arrive, queue, self._arrival_plan[queue])
+    def _reweigh(self) -> None:
+        self._queue_weights = list(itertools.accumulate(self._shares[q] * self._burst.get(q, 1.0) for q in self._names))
+
+    def _steer(self, now: float) -> float:
+        """The arrival rate now: the staff logged in sets its level, the event surplus or
+        deficit so far nudges it so the record count follows `rate` however the calls go."""
+        deficit = self.rate * (now - self._start) - self._emitted
+        correction = min(max(1.0 + deficit / (self.rate * STEER_S), STEER_RANGE[0]), STEER_RANGE[1])
+        staffed = min(1.0, self._online / self._expected_online)
+        return self.call_rate * max(staffed, 0.02) * correction * self._queue_weights[-1]
+
+    def _arrival_tick(self, now: float, plan: int) -> None:
+        if plan != self._arrival_plan:
+            return
+        gap = self._rng.expovariate(self._steer(now))
+        if gap > ARRIVAL_TICK_S:  # arrivals are memoryless: looking again a second later is exact
+            self._at(now + ARRIVAL_TICK_S, self._arrival_tick, plan)
+        else:
+            self._at(now + gap, self._arrive, plan)
 
     def _start_burst(self, now: float) -> None:
-        queue = self._rng.choices(list(self._shares), weights=list(self._shares.values()))[0]
+        queue = self._rng.choices(self._names, cum_weights=self._queue_weights)[0]
         self._burst[queue] = self._rng.uniform(*BURST_FACTOR)
-        self._plan_arrival(now, queue)  # arrivals are memoryless: replanning at the new rate is exact
+        self._replan(now)
         self._at(now + self._rng.uniform(*BURST_LENGTH_S), self._end_burst, queue)
 
     def _end_burst(self, now: float, queue: str) -> None:
-        self._burst[queue] = 1.0
-        self._plan_arrival(now, queue)
+        self._burst.pop(queue, None)
+        self._replan(now)
         self._at(now + self._rng.expovariate(1 / BURST_GAP_S), self._start_burst)
 
-    def _arrive(self, now: float, queue: str, plan: int) -> None:
-        if plan != self._arrival_plan[queue]:
+    def _replan(self, now: float) -> None:
+        self._reweigh()
+        self._arrival_plan += 1
+        self._arrival_tick(now, self._arrival_plan)
+
+    def _arrive(self, now: float, plan: int) -> None:
+        if plan != self._arrival_plan:
             return
-        self._plan_arrival(now, queue)
+        self._arrival_tick(now, plan)
+        pick = bisect.bisect_right(self._queue_weights, self._rng.random() * self._queue_weights[-1])
+        queue = self._names[min(pick, len(self._names) - 1)]
         profile = self.profiles[queue]
         line = self._waiting[queue]
         call = _Call(callid=self._uniqueid(now), queue=queue, entered=now, origposition=len(line) + 1)
         callerid = f"+7916{self._rng.randrange(10**7):07d}"
         self._emit(now, call.callid, queue, NONE, "ENTERQUEUE", "", callerid, call.origposition)
-        line.append(call)
-        self._calls[call.callid] = call
-        if not any(queue in op.queues and op.logged_in for op in self._operators.values()):
+        line[call] = None
+        self._calls += 1
+        if not self._logged_in[queue]:
             self._at(now + self._rng.uniform(1.0, 3.0), self._leave, call, "EXITEMPTY")  # leavewhenempty
         patience = profile.patience_median_s * math.exp(self._rng.gauss(0.0, 0.9))
         if patience < profile.timeout_s:
@@ -314,75 +442,98 @@ class CallCenterSimulation:
         self._at(now + profile.timeout_s, self._leave, call, "EXITWITHTIMEOUT")
         if self._rng.random() < profile.key_exit_p:
             self._at(now + self._rng.uniform(5.0, 40.0), self._leave, call, "EXITWITHKEY")
-        self._dispatch(now)
+        self._seek_operator(now, call)
 
-    def _dispatch(self, now: float) -> None:
-        """Ring free members for waiting callers: higher queue weight first, then longest waiting."""
-        free = [op for op in self._operators.values() if op.is_free(now)]
-        if not free:
-            return
-        waiting: list[_Call] = []
-        for queue, line in self._waiting.items():
-            # with k members free for this queue, only its first k callers can be served now
-            room = sum(1 for op in free if queue in op.queues and queue not in op.paused)
-            for call in line:
-                if room == 0:
-                    break
-                if call.state == "waiting" and call.next_try <= now:
-                    waiting.append(call)
-                    room -= 1
-        waiting.sort(key=lambda c: (-self.profiles[c.queue].priority, c.entered))
-        for call in waiting:
-            eligible = [op for op in free if call.queue in op.queues and call.queue not in op.paused]
-            if not eligible:
-                continue
-            op = min(eligible, key=lambda o: (o.last_call_end, o.agent))  # strategy leastrecent
-            free.remove(op)
+    # --- dispatch: free-operator pools per queue, strategy leastrecent ---------------------
+
+    def _take_free(self, queue: str) -> Optional[_Operator]:
+        """The ready member of `queue` whose last call ended longest ago (stale places dropped)."""
+        pool = self._free[queue]
+        while pool:
+            _, index, version = pool[0]
+            op = self._operators[index]
+            if op.version == version and op.state == READY and queue not in op.paused:
+                heapq.heappop(pool)
+                return op
+            heapq.heappop(pool)
+        return None
+
+    def _seek_operator(self, now: float, call: _Call) -> None:
+        """A caller became ready to ring: ring the queue's longest-idle free member, if any."""
+        op = self._take_free(call.queue)
+        if op is not None:
             self._ring(now, call, op)
-            if not free:
-                return
+
+    def _offer(self, now: float, op: _Operator) -> None:
+        """An operator became ready: ring it for the best caller of its queues (higher queue
+        weight first, then longest waiting), or put it in the free pools of its queues."""
+        if op.state != READY:
+            return
+        best: Optional[_Call] = None
+        for queue in op.queues:
+            if queue in op.paused:
+                continue
+            for call in self._waiting[queue]:
+                if call.state == "waiting" and call.next_try <= now:
+                    if best is None or (-self.profiles[queue].priority, call.entered) < (
+                            -self.profiles[best.queue].priority, best.entered):
+                        best = call
+                    break
+        if best is not None:
+            self._ring(now, best, op)
+            return
+        op.version += 1
+        for queue in op.queues:
+            if queue not in op.paused:
+                heapq.heappush(self._free[queue], (op.last_call_end, op.index, op.version))
 
     def _ring(self, now: float, call: _Call, op: _Operator) -> None:
         call.state, call.agent, call.ring_started = "ringing", op.agent, now
         call.attempt += 1
-        op.ringing = call.callid
+        op.state, op.call = RINGING, call
+        op.version += 1
         if self._rng.random() < NO_ANSWER_P:
-            self._at(now + RING_TIMEOUT_S * self.ring_scale, self._ring_no_answer, call, call.attempt)
+            self._at(now + RING_TIMEOUT_S, self._ring_no_answer, call, call.attempt)
         else:
-            self._at(now + self._rng.uniform(*RING_ANSWER_S) * self.ring_scale, self._connect, call, call.attempt)
+            self._at(now + self._rng.uniform(*RING_ANSWER_S), self._connect, call, call.attempt)
 
-    def _stop_ringing(self, now: float, call: _Call, event: str) -> None:
-        op = self._operators[call.agent]
+    def _stop_ringing(self, now: float, call: _Call, event: str) -> _Operator:
+        op = self._by_agent[call.agent]
         self._emit(now, call.callid, call.queue, op.agent, event, round((now - call.ring_started) * 1000))
-        op.ringing = ""
+        op.state, op.call = READY, None
         op.last_call_end = max(op.last_call_end, now)  # leastrecent moves on to the next member
         call.state, call.agent = "waiting", ""
+        return op
 
     def _ring_no_answer(self, now: float, call: _Call, attempt: int) -> None:
         if call.state != "ringing" or call.attempt != attempt:
             return
-        self._stop_ringing(now, call, "RINGNOANSWER")
-        call.next_try = now + RETRY_S * self.ring_scale
-        self._at(call.next_try, self._dispatch)
-        self._dispatch(now)
+        op = self._stop_ringing(now, call, "RINGNOANSWER")
+        call.next_try = round(now + RETRY_S, 3)
+        self._at(call.next_try, self._retry, call, attempt)
+        self._offer(now, op)
+
+    def _retry(self, now: float, call: _Call, attempt: int) -> None:
+        if call.state == "waiting" and call.attempt == attempt:
+            self._seek_operator(now, call)
 
     def _connect(self, now: float, call: _Call, attempt: int) -> None:
         if call.state != "ringing" or call.attempt != attempt:
             return
-        op = self._operators[call.agent]
+        op = self._by_agent[call.agent]
         call.holdtime = _whole_seconds(now, call.entered)
         self._emit(
             now, call.callid, call.queue, op.agent, "CONNECT",
             call.holdtime, self._uniqueid(call.ring_started), _whole_seconds(now, call.ring_started),
         )
-        self._waiting[call.queue].remove(call)
+        del self._waiting[call.queue][call]
         call.state, call.connected = "talking", now
-        op.ringing, op.call = "", call.callid
-        talk = TALK_MEDIAN_S * math.exp(self._rng.gauss(0.0, TALK_SIGMA)) * self.talk_scale
-        self._at(now + max(talk, 1.0), self._hang_up, call)
+        op.state = TALKING
+        talk = TALK_MEDIAN_S * math.exp(self._rng.gauss(0.0, TALK_SIGMA))
+        self._at(now + max(talk, 5.0), self._hang_up, call)
 
     def _hang_up(self, now: float, call: _Call) -> None:
-        op = self._operators[call.agent]
+        op = self._by_agent[call.agent]
         kind = self._rng.choices([k for k, _ in END_KINDS], weights=[w for _, w in END_KINDS])[0]
         times = (call.holdtime, _whole_seconds(now, call.connected), call.origposition)
         if kind == "BLINDTRANSFER":
@@ -393,11 +544,15 @@ class CallCenterSimulation:
         else:
             self._emit(now, call.callid, call.queue, op.agent, kind, *times)
         call.state = "done"
-        del self._calls[call.callid]
-        op.call = ""
+        self._calls -= 1
+        op.state, op.call = WRAPUP, None
         op.last_call_end = now
-        op.wrapup_until = round(now + WRAPUP_S * self.talk_scale, 3)
-        self._at(op.wrapup_until, self._dispatch)
+        self._at(now + self.profiles[call.queue].wrapup_s, self._wrapped_up, op, op.version)
+
+    def _wrapped_up(self, now: float, op: _Operator, version: int) -> None:
+        if op.state == WRAPUP and op.version == version:
+            op.state = READY
+            self._offer(now, op)
 
     def _leave(self, now: float, call: _Call, kind: str) -> None:
         """The caller leaves unanswered: ABANDON, EXITWITHTIMEOUT, EXITEMPTY or EXITWITHKEY."""
@@ -405,23 +560,21 @@ class CallCenterSimulation:
             return
         if kind in ("EXITWITHKEY", "EXITEMPTY") and call.state == "ringing":
             return  # a key press or the empty check only happens while on hold
-        if kind == "EXITEMPTY" and any(call.queue in op.queues and op.logged_in for op in self._operators.values()):
+        if kind == "EXITEMPTY" and self._logged_in[call.queue]:
             return
-        freed = call.state == "ringing"
-        if freed:
-            self._stop_ringing(now, call, "RINGCANCELED")
+        freed = self._stop_ringing(now, call, "RINGCANCELED") if call.state == "ringing" else None
         line = self._waiting[call.queue]
-        position = line.index(call) + 1
+        position = next(i for i, c in enumerate(line, 1) if c is call)
         waittime = _whole_seconds(now, call.entered)
         if kind == "EXITWITHKEY":
             self._emit(now, call.callid, call.queue, NONE, kind, "1", position, call.origposition, waittime)
         else:
             self._emit(now, call.callid, call.queue, NONE, kind, position, call.origposition, waittime)
-        line.remove(call)
+        del line[call]
         call.state = "done"
-        del self._calls[call.callid]
-        if freed:
-            self._dispatch(now)
+        self._calls -= 1
+        if freed is not None:
+            self._offer(now, freed)
 
     # --- operators ---------------------------------------------------------------------
 
@@ -429,54 +582,59 @@ class CallCenterSimulation:
         self._emit(now, NONE, queue, op.agent, event, data)
 
     def _login(self, now: float, op: _Operator) -> None:
-        op.logged_in = True
+        op.state = READY
         op.session += 1
+        self._online += 1
         paused = self._rng.random() < PAUSED_AT_LOGIN_P
         for queue in op.queues:
             self._member_event(now, op, queue, "ADDMEMBER", "PAUSED" if paused else "")
+            self._logged_in[queue] += 1
         if paused:
-            op.paused = set(op.queues)
+            op.paused = frozenset(op.queues)
             self._at(now + self._rng.uniform(10.0, 120.0), self._unpause, op, op.session, False)
         else:
             self._plan_pause(now, op)
         self._at(now + self._rng.expovariate(1 / SHIFT_MEAN_S), self._logoff, op, op.session)
-        self._dispatch(now)
+        self._offer(now, op)
 
     def _logoff(self, now: float, op: _Operator, session: int) -> None:
-        if session != op.session or not op.logged_in:
+        if session != op.session or op.state == OFFLINE:
             return
-        if op.ringing or op.call:
+        if op.state in (RINGING, TALKING):
             self._at(now + 30.0, self._logoff, op, session)  # logs off after this call
             return
         for queue in op.queues:
             self._member_event(now, op, queue, "REMOVEMEMBER", "")
-        op.logged_in = False
-        op.paused = set()
+            self._logged_in[queue] -= 1
+        op.state = OFFLINE
+        op.version += 1
+        op.paused = frozenset()
+        self._online -= 1
         self._at(now + self._rng.uniform(*OFFLINE_S), self._login, op)
 
     def _plan_pause(self, now: float, op: _Operator) -> None:
         self._at(now + self._rng.expovariate(1 / PAUSE_EVERY_S), self._pause, op, op.session)
 
     def _pause(self, now: float, op: _Operator, session: int) -> None:
-        if session != op.session or not op.logged_in:
+        if session != op.session or op.state == OFFLINE:
             return
-        if op.ringing:
+        if op.state == RINGING:
             self._at(now + 20.0, self._pause, op, session)  # never pause a ringing phone: CONNECT could follow
             return
         reason, _, median = self._rng.choices(PAUSE_REASONS, weights=[w for _, w, _ in PAUSE_REASONS])[0]
         every = self._rng.random() < PAUSEALL_P
         if every:
             self._emit(now, NONE, NONE, op.agent, "PAUSEALL", reason)
-            op.paused = set(op.queues)
+            op.paused = frozenset(op.queues)
         else:
             queues = [self._rng.choice(op.queues)] if self._rng.random() < PAUSE_ONE_QUEUE_P else list(op.queues)
             for queue in queues:
                 self._member_event(now, op, queue, "PAUSE", reason)
-            op.paused = set(queues)
+            op.paused = frozenset(queues)
         self._at(now + median * math.exp(self._rng.gauss(0.0, 0.4)), self._unpause, op, session, every)
 
     def _unpause(self, now: float, op: _Operator, session: int, every: bool) -> None:
-        if session != op.session or not op.logged_in:
+        if session != op.session or op.state == OFFLINE:
             return
         if every:
             self._emit(now, NONE, NONE, op.agent, "UNPAUSEALL", "")
@@ -484,15 +642,46 @@ class CallCenterSimulation:
             for queue in op.queues:
                 if queue in op.paused:
                     self._member_event(now, op, queue, "UNPAUSE", "")
-        op.paused = set()
+        op.paused = frozenset()
         self._plan_pause(now, op)
-        self._dispatch(now)
+        self._offer(now, op)
 
 
 # --- the shell: wall clock and Kafka ------------------------------------------------------
 
 PROGRESS_EVERY_S = 5.0
-TICK_S = 0.05
+RATE_WINDOW_S = 10.0  # the progress line's rate is over the last this many seconds
+TICK_S = 0.02
+BEHIND_S = 2.0  # due events older than this mean the process cannot keep up
+
+
+@dataclass(slots=True)
+class Pacer:
+    """How many records are due by a moment: `rate` per second since `started`, evenly spread.
+
+    Pure: the caller passes the clock reading. A sender that fell behind (a pause, a slow
+    broker) catches up on its next call, so the count over any window holds; `behind` says
+    by how many seconds it has fallen behind, to tell when one process cannot keep up.
+    """
+
+    rate: float
+    started: float
+    sent: int = 0
+
+    def due(self, now: float) -> int:
+        """Records to send now so that `sent` becomes the count owed by `now`."""
+        return max(0, math.floor(self.rate * (now - self.started) + 1e-9) - self.sent)
+
+    def mark_sent(self, count: int) -> None:
+        self.sent += count
+
+    def wait(self, now: float) -> float:
+        """Seconds from `now` until the next record is due."""
+        return max(0.0, self.started + (self.sent + 1) / self.rate - now)
+
+    def behind(self, now: float) -> float:
+        """Seconds of records owed but not sent at `now`."""
+        return self.due(now) / self.rate
 
 
 def record_json(record: QueueLogRecord) -> bytes:
@@ -505,6 +694,10 @@ def record_key(record: QueueLogRecord) -> bytes:
     return (record.callid if record.callid != NONE else record.agent).encode()
 
 
+def processes_needed(rate: float) -> int:
+    return max(1, math.ceil(rate / MAX_RATE_PER_PROCESS))
+
+
 async def run(
     settings: Settings,
     rate: float,
@@ -513,13 +706,20 @@ async def run(
     speed: float = 1.0,
     progress: bool = True,
     loss: float = 0.0,
+    operators: Optional[int] = None,
+    queues: Optional[Sequence[str]] = None,
+    process: int = 0,
+    processes: int = 1,
 ) -> int:
-    """Produce simulated traffic to `qapp-events` in real time; returns the number of events sent.
+    """Produce simulated traffic to `qapp-events` at `rate` records/s; returns the number sent.
 
-    Simulated time runs `speed` times as fast as the wall clock and starts at now, so event
-    times are current. Stops after `duration` wall seconds (None: until cancelled; on
-    cancellation the producer is still flushed and stopped, and the cancellation propagates).
-    `loss` is the share of events dropped at random (never sent), as a lossy log would.
+    A `Pacer` says how many records are due; the model is advanced until it has them, so
+    the rate sent is the rate asked whatever the calls do, and the model's own steering
+    keeps its clock (the records' times) within seconds of the wall clock. Simulated time
+    runs `speed` times as fast as the wall clock from now. Stops after `duration` wall
+    seconds (None: until cancelled; on cancellation the producer is still flushed and
+    stopped, and the cancellation propagates). `loss` is the share of the records dropped
+    at random (never sent; they count in the rate), as a lossy log would.
     """
     if speed <= 0:
         raise ValueError("speed must be positive")
@@ -527,62 +727,112 @@ async def run(
         raise ValueError("loss must be in [0, 1)")
     if seed is None:
         seed = random.SystemRandom().randrange(2**32)
+    label = f"simulate[{process + 1}/{processes}]" if processes > 1 else "simulate"
     wall_start = time.time()
-    started = time.monotonic()
-    simulation = CallCenterSimulation(seed=seed, start=wall_start, rate=rate)
+    simulation = CallCenterSimulation(seed=seed, start=wall_start, rate=rate / speed, operators=operators,
+                                      queues=queues, process=process, processes=processes)
     dropper = random.Random(seed + 1)  # which events are lost: the same for the same seed
     topic = settings.topic_qapp_events
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
+    buffered: deque[QueueLogRecord] = deque()
+    sim_step = max(0.01, min(1.0, 20.0 / rate)) * speed  # simulated seconds per model step
     sent = 0
-    last_report, sent_at_report = started, 0
+    history: deque[tuple[float, int]] = deque()  # (monotonic, sent) over the last RATE_WINDOW_S
+    last_time = wall_start
 
-    def report(final: bool = False) -> None:
-        elapsed = time.monotonic() - started
-        window = time.monotonic() - last_report
-        recent = (sent - sent_at_report) / window if window > 0 and not final else sent / max(elapsed, 1e-9)
-        label = "done" if final else "running"
-        print(
-            f"simulate {label}: {sent} events to {topic} in {elapsed:.0f} s ({recent:.1f} ev/s, "
-            f"{simulation.calls_in_progress} calls in progress, seed {seed})",
-            file=sys.stderr,
-            flush=True,
-        )
+    def say(text: str) -> None:
+        print(f"{label}: {text}", file=sys.stderr, flush=True)
 
     try:
         await producer.start()
     except BaseException:
         await producer.stop()  # releases the half-open client
         raise
+    started = time.monotonic()
+    pacer = Pacer(rate=rate, started=started)
+    history.append((started, 0))
+    last_report = started
+    slow_since: Optional[float] = None
+    warned = False
+
+    def report(now: float, final: bool = False) -> None:
+        elapsed = now - started
+        if final:
+            summary = f"{sent / max(elapsed, 1e-9):.1f} ev/s overall"
+        else:
+            then, count = history[0]
+            summary = f"{(sent - count) / max(now - then, 1e-9):.1f} ev/s over the last {now - then:.0f} s"
+        clock = last_time - (wall_start + (time.time() - wall_start) * speed)  # + ahead of the wall clock
+        say(f"{'done' if final else 'running'}: {sent} events to {topic} in {elapsed:.0f} s ({summary}, "
+            f"{simulation.calls_in_progress} calls in progress, {simulation.operators_online}/{simulation.operators} "
+            f"operators logged in, {len(simulation.queues)} queues, records' clock {clock:+.1f} s, seed {seed})")
+
     try:
         if progress:
-            print(f"simulate: seed {seed}, rate {rate} ev/s, speed x{speed}, topic {topic}", file=sys.stderr, flush=True)
+            say(f"seed {seed}, rate {rate:g} ev/s, speed x{speed:g}, topic {topic}, {len(simulation.queues)} queues, "
+                f"{simulation.operators} operators, {simulation.call_rate * speed:.2f} calls/s")
+        if rate / max(processes, 1) > MAX_RATE_PER_PROCESS and processes == 1:
+            say(f"{rate:g} ev/s is more than one process produces here (about {MAX_RATE_PER_PROCESS:g}); "
+                f"try --processes {processes_needed(rate)}")
+        pending: list[asyncio.Future[Any]] = []
         while True:
-            elapsed = time.monotonic() - started
-            if duration is not None and elapsed >= duration:
-                elapsed = duration
-            records = simulation.advance(wall_start + elapsed * speed)
+            now = time.monotonic()
+            ended = duration is not None and now - started >= duration
+            owed = pacer.due(started + duration if ended and duration is not None else now)
+            while len(buffered) < owed:
+                buffered.extend(simulation.advance(simulation.now + sim_step))
+            batch = [buffered.popleft() for _ in range(owed)]
+            pacer.mark_sent(owed)
+            if batch:
+                last_time = batch[-1].time
             if loss:
-                records = [r for r in records if dropper.random() >= loss]
-            deliveries = [
-                await producer.send(topic, value=record_json(record), key=record_key(record)) for record in records
-            ]
-            if deliveries:
-                await asyncio.gather(*deliveries)
-            sent += len(records)
-            if progress and time.monotonic() - last_report >= PROGRESS_EVERY_S:
-                report()
-                last_report, sent_at_report = time.monotonic(), sent
-            if duration is not None and elapsed >= duration:
+                batch = [r for r in batch if dropper.random() >= loss]
+            if pending:
+                await asyncio.gather(*pending)  # the previous batch is delivered: errors surface here
+            pending = [await producer.send(topic, value=record_json(r), key=record_key(r)) for r in batch]
+            sent += owed
+            now = time.monotonic()
+            history.append((now, sent))
+            while now - history[0][0] > RATE_WINDOW_S:
+                history.popleft()
+            if pacer.behind(now) > BEHIND_S and now - started > 5.0:
+                slow_since = slow_since if slow_since is not None else now
+                if not warned and now - slow_since > 5.0:
+                    achieved = sent / (now - started)
+                    say(f"cannot keep up with {rate:g} ev/s in one process (about {achieved:.0f} ev/s sent); "
+                        f"run with --processes {max(2, processes * math.ceil(rate / achieved))}")
+                    warned = True
+            else:
+                slow_since = None
+            if progress and now - last_report >= PROGRESS_EVERY_S:
+                report(now)
+                last_report = now
+            if ended:
                 break
-            await asyncio.sleep(TICK_S)
+            await asyncio.sleep(min(TICK_S, pacer.wait(time.monotonic())))
+        if pending:
+            await asyncio.gather(*pending)
     finally:
         try:
             await producer.flush()
         finally:
             await producer.stop()
         if progress:
-            report(final=True)
+            report(time.monotonic(), final=True)
     return sent
+
+
+def _queue_list(text: str) -> list[str] | int:
+    """`--queues 12` (how many) or `--queues support,drivers` (their names)."""
+    if text.strip().isdigit():
+        count = int(text)
+        if count < 1:
+            raise argparse.ArgumentTypeError("at least one queue")
+        return count
+    names = [q.strip() for q in text.split(",") if q.strip()]
+    if not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError("a number or a comma-separated list of distinct names")
+    return names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -596,21 +846,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drop this share of the events at random, as a lossy log would (default 0)")
     parser.add_argument("--speed", type=float, default=1.0, metavar="X",
                         help="simulated time runs X times as fast as the wall clock (default 1)")
+    parser.add_argument("--operators", type=int, default=None, metavar="N",
+                        help="operators in the call center (default: as many as the rate needs)")
+    parser.add_argument("--queues", type=_queue_list, default=None, metavar="N|NAMES",
+                        help="how many queues, or their names comma-separated (default: 4, one more per 10 ev/s)")
+    parser.add_argument("--processes", type=int, default=1, metavar="N",
+                        help=f"N producer processes sharing the rate, disjoint call ids and operators (default 1; "
+                             f"one process makes up to about {MAX_RATE_PER_PROCESS:g} ev/s)")
 
 
-def main(args: argparse.Namespace, settings: Settings) -> int:
-    """`python -m app simulate`: run until the duration ends or SIGINT/SIGTERM; exit code."""
-    if args.rate <= 0 or getattr(args, "speed", 1.0) <= 0:
-        print("simulate: --rate and --speed must be positive", file=sys.stderr)
-        return 2
-    if not 0.0 <= getattr(args, "loss", 0.0) < 1.0:
-        print("simulate: --loss must be at least 0 and below 1 (a share of the events)", file=sys.stderr)
-        return 2
+def _run_one(args: argparse.Namespace, settings: Settings, process: int, processes: int) -> int:
+    """One producer (of `processes`) until the duration ends or SIGINT/SIGTERM; exit code."""
+    share = args.rate / processes
+    operators = None if args.operators is None else max(1, round(args.operators / processes))
+    # every process serves all the queues of the whole rate, with operators of its own
+    queues = args.queues if isinstance(args.queues, list) else queue_names(args.rate, args.queues)
+    seed = None if args.seed is None else args.seed + 7919 * process
 
     async def supervise() -> int:
         task = asyncio.ensure_future(
-            run(settings, rate=args.rate, duration=args.duration, seed=args.seed, speed=getattr(args, "speed", 1.0),
-                loss=getattr(args, "loss", 0.0))
+            run(settings, rate=share, duration=args.duration, seed=seed, speed=getattr(args, "speed", 1.0),
+                loss=getattr(args, "loss", 0.0), operators=operators, queues=queues,
+                process=process, processes=processes)
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -626,3 +883,48 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     except KafkaConnectionError as exc:
         print(f"simulate: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
         return 1
+
+
+def _child(args: argparse.Namespace, settings: Settings, process: int, processes: int) -> None:
+    sys.exit(_run_one(args, settings, process, processes))
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    """`python -m app simulate`: run until the duration ends or SIGINT/SIGTERM; exit code."""
+    processes = getattr(args, "processes", 1)
+    if args.rate <= 0 or getattr(args, "speed", 1.0) <= 0 or processes < 1:
+        print("simulate: --rate, --speed and --processes must be positive", file=sys.stderr)
+        return 2
+    if not 0.0 <= getattr(args, "loss", 0.0) < 1.0:
+        print("simulate: --loss must be at least 0 and below 1 (a share of the events)", file=sys.stderr)
+        return 2
+    if getattr(args, "operators", None) is not None and args.operators < processes:
+        print("simulate: --operators must be at least 1 per process", file=sys.stderr)
+        return 2
+    for name in ("operators", "queues"):
+        args.__dict__.setdefault(name, None)
+    if processes == 1:
+        return _run_one(args, settings, 0, 1)
+    print(f"simulate: {processes} processes at {args.rate / processes:g} ev/s each", file=sys.stderr, flush=True)
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=_child, args=(args, settings, i, processes)) for i in range(processes)]
+    for child in children:
+        child.start()
+
+    def forward(_signum: int, _frame: Any) -> None:
+        for child in children:
+            if child.is_alive():
+                child.terminate()  # SIGTERM: each child flushes and stops its producer
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        for child in children:
+            while True:
+                try:
+                    child.join()
+                    break
+                except KeyboardInterrupt:
+                    continue  # the children got SIGINT too (same process group) and are stopping
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return max((child.exitcode or 0) for child in children)
