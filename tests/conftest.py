@@ -43,3 +43,14 @@ def worker(deployment):
     w = Worker(deployment, 1).start().wait_ready()
     yield w
     w.stop()
+
+
+@pytest.fixture(scope="module")
+def workers(deployment):
+    """Two real worker processes for the module (they share its partitions)."""
+    pair = [Worker(deployment, 1).start(), Worker(deployment, 2).start()]
+    for w in pair:
+        w.wait_ready()
+    yield pair
+    for w in pair:
+        w.stop()

@@ -12,23 +12,13 @@ from urllib.parse import quote
 import orjson
 import pytest
 
-from tests.harness import MANAGER, SERVICE, Worker, consume_all, http_get, http_request, produce, wait_until
+from tests.harness import MANAGER, SERVICE, consume_all, http_get, http_request, produce, wait_until
 
 pytestmark = pytest.mark.integration
 WORKER_ENV = {
     "IVR_MARGIN_S": 2, "IVR_RULE_SWEEP_S": 0.2, "IVR_BINDING_SWEEP_S": 0.2, "TICK_INTERVAL_S": 0.2,
     "SOURCE_QUIET_S": 0.2, "IVR_DEFAULT_CALLER_NUMBER": "+74950001122", "IVR_DEFAULT_GATEWAY": "gw-default",
 }
-
-
-@pytest.fixture(scope="module")
-def workers(deployment):
-    pair = [Worker(deployment, 1).start(), Worker(deployment, 2).start()]
-    for w in pair:
-        w.wait_ready()
-    yield pair
-    for w in pair:
-        w.stop()
 
 
 def post(worker, path, body, token=SERVICE):

@@ -9,22 +9,12 @@ import time
 import pytest
 
 from app.ingest import record_key
-from tests.harness import MANAGER, Worker, http_get, produce, wait_until
+from tests.harness import MANAGER, http_get, produce, wait_until
 from tests.integration.expectations import expect
 from tests.integration.traffic import queue_log_lines
 
 pytestmark = pytest.mark.integration
 WORKER_ENV = {"WINDOW_GRACE_S": 5, "TICK_INTERVAL_S": 0.5}
-
-
-@pytest.fixture(scope="module")
-def workers(deployment):
-    pair = [Worker(deployment, 1).start(), Worker(deployment, 2).start()]
-    for w in pair:
-        w.wait_ready()
-    yield pair
-    for w in pair:
-        w.stop()
 
 
 def _records(lines):
