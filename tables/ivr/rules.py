@@ -134,8 +134,9 @@ def _route_to_ivr(rule: RoutingRule, command: RouteToIvr) -> RoutingRule:
         hold = Hold(command.order_id, command.expires_at, command.at)
     else:  # create or extend: the later expiry stays
         hold = Hold(hold.order_id, max(hold.expires_at, command.expires_at), max(hold.since, command.at))
-    finished = tuple(f for f in rule.finished if f.order_id != command.order_id)  # placed again after it finished
-    return replace(rule, holds=_put(rule.holds, hold), finished=finished)
+    # placed again after it finished: its finish stays remembered, so a replay of a command
+    # from before the finish still changes nothing
+    return replace(rule, holds=_put(rule.holds, hold))
 
 
 def _route_to_operator(rule: RoutingRule, command: RouteToOperator, finished_kept_s: float) -> RoutingRule:
