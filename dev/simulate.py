@@ -34,8 +34,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
 from app.settings import Settings
+from dev.ivr_traffic import IvrTraffic
 from tables.callcenter.events import NONE, QueueLogRecord
 from tables.callcenter.queue_log import to_json
+from tables.ivr.settings import ivr_settings
 
 __all__ = [
     "CallCenterSimulation", "DEFAULT_QUEUES", "DEFAULT_RATE", "MAX_RATE_PER_PROCESS", "Pacer", "Staffing",
@@ -710,6 +712,7 @@ async def run(
     queues: Optional[Sequence[str]] = None,
     process: int = 0,
     processes: int = 1,
+    ivr_orders: float = 0.0,
 ) -> int:
     """Produce simulated traffic to `qapp-events` at `rate` records/s; returns the number sent.
 
@@ -719,7 +722,9 @@ async def run(
     runs `speed` times as fast as the wall clock from now. Stops after `duration` wall
     seconds (None: until cancelled; on cancellation the producer is still flushed and
     stopped, and the cancellation propagates). `loss` is the share of the records dropped
-    at random (never sent; they count in the rate), as a lossy log would.
+    at random (never sent; they count in the rate), as a lossy log would. `ivr_orders`
+    passengers' orders per second also go to `ivr-commands` (dev/ivr_traffic.py), beside
+    the rate.
     """
     if speed <= 0:
         raise ValueError("speed must be positive")
@@ -733,6 +738,8 @@ async def run(
                                       queues=queues, process=process, processes=processes)
     dropper = random.Random(seed + 1)  # which events are lost: the same for the same seed
     topic = settings.topic_qapp_events
+    ivr = IvrTraffic(seed + 2, ivr_orders, wall_start, prefix=f"sim{process}") if ivr_orders > 0 else None
+    ivr_topic = ivr_settings().topic_ivr_commands
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     buffered: deque[QueueLogRecord] = deque()
     sim_step = max(0.01, min(1.0, 20.0 / rate)) * speed  # simulated seconds per model step
@@ -765,7 +772,8 @@ async def run(
         clock = last_time - (wall_start + (time.time() - wall_start) * speed)  # + ahead of the wall clock
         say(f"{'done' if final else 'running'}: {sent} events to {topic} in {elapsed:.0f} s ({summary}, "
             f"{simulation.calls_in_progress} calls in progress, {simulation.operators_online}/{simulation.operators} "
-            f"operators logged in, {len(simulation.queues)} queues, records' clock {clock:+.1f} s, seed {seed})")
+            f"operators logged in, {len(simulation.queues)} queues, records' clock {clock:+.1f} s, seed {seed}"
+            + (f"; {ivr.sent} IVR commands of {ivr.count} orders to {ivr_topic}" if ivr is not None else "") + ")")
 
     try:
         if progress:
@@ -790,6 +798,8 @@ async def run(
             if pending:
                 await asyncio.gather(*pending)  # the previous batch is delivered: errors surface here
             pending = [await producer.send(topic, value=record_json(r), key=record_key(r)) for r in batch]
+            if ivr is not None:
+                pending += [await producer.send(ivr_topic, value=value, key=key) for key, value in ivr.due(time.time())]
             sent += owed
             now = time.monotonic()
             history.append((now, sent))
@@ -850,6 +860,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="operators in the call center (default: as many as the rate needs)")
     parser.add_argument("--queues", type=_queue_list, default=None, metavar="N|NAMES",
                         help="how many queues, or their names comma-separated (default: 4, one more per 10 ev/s)")
+    parser.add_argument("--ivr-orders", type=float, default=None, metavar="PER_S",
+                        help="passengers' orders per second sent to ivr-commands (bind, route to the IVR, back to "
+                             "an operator), beside the rate (default: one per 50 queue_log events/s; 0: none)")
     parser.add_argument("--processes", type=int, default=1, metavar="N",
                         help=f"N producer processes sharing the rate, disjoint call ids and operators (default 1; "
                              f"one process makes up to about {MAX_RATE_PER_PROCESS:g} ev/s)")
@@ -862,12 +875,14 @@ def _run_one(args: argparse.Namespace, settings: Settings, process: int, process
     # every process serves all the queues of the whole rate, with operators of its own
     queues = args.queues if isinstance(args.queues, list) else queue_names(args.rate, args.queues)
     seed = None if args.seed is None else args.seed + 7919 * process
+    asked = getattr(args, "ivr_orders", None)
+    ivr_orders = (args.rate / 50 if asked is None else asked) / processes
 
     async def supervise() -> int:
         task = asyncio.ensure_future(
             run(settings, rate=share, duration=args.duration, seed=seed, speed=getattr(args, "speed", 1.0),
                 loss=getattr(args, "loss", 0.0), operators=operators, queues=queues,
-                process=process, processes=processes)
+                process=process, processes=processes, ivr_orders=ivr_orders)
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -561,3 +561,46 @@ def test_run_with_loss_drops_that_share_of_the_events(producer):
     assert whole == lossy == 1000 and delivered[0] == 1000 and 600 < delivered[1] < 900
     with pytest.raises(ValueError):
         asyncio.run(run(config, rate=20.0, duration=0.5, seed=4, loss=1.0))
+
+
+def test_run_with_ivr_orders_sends_their_commands_to_ivr_commands_beside_the_rate(producer, capsys):
+    import asyncio
+
+    import orjson
+
+    from app.settings import Settings
+    from dev.simulate import run
+
+    config = Settings(topic_qapp_events="qapp-test", kafka_bootstrap="broker:9092")
+    sent = asyncio.run(run(config, rate=200.0, duration=0.5, seed=4, ivr_orders=40.0))
+    (fake,) = producer.instances
+    by_topic: dict = {}
+    for topic, value, key in fake.sent:
+        by_topic.setdefault(topic, []).append((key, value))
+    assert sent == len(by_topic["qapp-test"]) == 100  # the rate is the queue_log events'
+    ivr = by_topic["ivr-commands"]
+    assert ivr and all(orjson.loads(v)["kind"] in ("bind_inbound", "route_to_ivr") for _, v in ivr)
+    assert "IVR commands" in capsys.readouterr().err
+
+
+def test_ivr_traffic_is_an_order_life_the_ivr_domain_accepts():
+    from dev.ivr_traffic import IvrTraffic
+    from tables.ivr.commands import BindInbound, RouteToIvr, RouteToOperator, command_key, parse_command
+
+    start = 1_800_000_000.0
+    traffic = IvrTraffic(seed=3, orders_per_s=2.0, start=start)
+    records = traffic.due(start + 3 * 3600)  # three hours of orders
+    commands = [parse_command(value, "RU", 86400, 2 * 86400) for _, value in records]
+    assert [key for key, _ in records] == [command_key(c).encode() for c in commands]  # keyed like the web writes them
+    assert [c.at for c in commands] == sorted(c.at for c in commands)
+    orders = {c.order_id for c in commands if isinstance(c, BindInbound)}
+    assert 2 * 3 * 3600 * 0.9 < len(orders) < 2 * 3 * 3600 * 1.1
+    routed = {c.order_id: c for c in commands if isinstance(c, RouteToIvr)}
+    finished = {c.order_id: c for c in commands if isinstance(c, RouteToOperator)}
+    assert set(routed) == orders and set(finished) < set(routed)  # some finishes are never reported
+    early = [o for o in routed if routed[o].at < start + 2 * 3600]  # old enough to have finished
+    assert 0.9 < sum(o in finished for o in early) / len(early) < 0.99
+    assert all(finished[o].at > routed[o].at for o in finished)
+    late = [o for o in finished if finished[o].at > routed[o].expires_at]  # outlived the rule
+    assert late
+    assert traffic.due(start + 3 * 3600) == []  # nothing twice
