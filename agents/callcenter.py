@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import lru_cache
 from typing import Any, Optional
 
 from app import codec, metrics
 from app.batching import BatchedTable, Outbox
 from app.deadletters import dead_letter_body, dead_letter_key
 from app.main import app, settings
-from app.partitioner import partition_of
 from app.rawinput import RawInput
-from app.stages import StageMeter, crash_on_defect, process_envelopes
+from app.stages import StageMeter, crash_on_defect, key_partition, process_envelopes
 from app.state import items_in_partition
 from app.streamtime import SOURCE, Every, PartitionClock, StreamMark
 from tables.callcenter import queue_log
@@ -63,11 +61,6 @@ QUEUE_STATUS_HEARTBEAT_S = 30.0  # an idle queue's status is sent again this oft
 ROUTE_BATCH = 4000  # records a route batch takes at most (it takes what is ready)
 PARTITIONS = settings.partitions
 ALL_PARTITIONS = tuple(range(PARTITIONS))
-
-
-@lru_cache(maxsize=1 << 17)
-def _partition_of(key: str) -> int:
-    return partition_of(key, PARTITIONS)
 
 
 # --- route: decode, reject, send each event where its state lives ------------------------------
@@ -109,9 +102,7 @@ async def _route(raw: RawInput) -> None:
             done.append((message, event_time))
         meter.took_in(len(messages))
         await outbox.flush()
-        # only after its outputs are sent: a stream mark may now vouch for these records
-        for message, event_time in _last_of_each_partition(done):
-            input_tracker.processed(message.partition, message.offset, event_time, message.timestamp, now)
+        input_tracker.batch_processed(done, now)  # after its outputs are sent: a stream mark may vouch for them
         meter.seconds.observe(time.perf_counter() - started)
 
 
@@ -119,22 +110,8 @@ def route_event(outbox: Outbox, event: Any, aliases: OperatorAliases = operator_
     """`event`, its operator by its canonical name, to each partition of cc-events whose
     state it concerns (its call's, its operator's)."""
     event = canonical_agent(event, aliases)
-    for partition in {_partition_of(key) for _, key in destinations(event)}:
+    for partition in {key_partition(key) for _, key in destinations(event)}:
         outbox.to_partition(topics.cc_events, partition, event)
-
-
-def _last_of_each_partition(done: list[tuple[Any, Optional[float]]]) -> list[tuple[Any, Optional[float]]]:
-    """What the input tracker needs of a batch, in order: per partition its last timed
-    record, then its last record if that one had no time (a dead letter)."""
-    timed: dict[int, tuple[Any, Optional[float]]] = {}
-    untimed: dict[int, tuple[Any, Optional[float]]] = {}
-    for message, event_time in done:
-        if event_time is None:
-            untimed[message.partition] = (message, None)
-        else:
-            timed[message.partition] = (message, event_time)
-            untimed.pop(message.partition, None)
-    return [*timed.values(), *untimed.values()]
 
 
 # --- calls and operators ---------------------------------------------------------------------
@@ -171,9 +148,9 @@ class CallsAndOperators:
         if isinstance(message, (CallSwept, CallEndInferred)):
             self._call(message)
             return
-        if is_call_event(message) and _partition_of(message.callid) == self.partition:
+        if is_call_event(message) and key_partition(message.callid) == self.partition:
             self._call(message)
-        if is_operator_event(message) and _partition_of(message.agent) == self.partition:
+        if is_operator_event(message) and key_partition(message.agent) == self.partition:
             self._operator(message.agent, self.operators.get(message.agent), message)
 
     def _call(self, message) -> None:
@@ -187,9 +164,9 @@ class CallsAndOperators:
             # finds its state stored but its view never sent
             self.calls_to_publish.add(message.callid)
         for change in outcome.waiting:  # the queue keeps only a call's latest
-            self.outbox.to_partition(topics.cc_queues, _partition_of(change.queue), change, ("w", change.queue, change.callid))
+            self.outbox.to_partition(topics.cc_queues, key_partition(change.queue), change, ("w", change.queue, change.callid))
         for fact in outcome.facts:
-            self.outbox.to_partition(topics.cc_queues, _partition_of(fact.queue), fact)
+            self.outbox.to_partition(topics.cc_queues, key_partition(fact.queue), fact)
 
     def _operator(self, agent: str, before: Optional[OperatorState], message) -> None:
         outcome = apply_operator_event(before, message, cc_settings.max_calls_per_operator)
@@ -200,7 +177,7 @@ class CallsAndOperators:
         if outcome.changed or not isinstance(message, OperatorSwept):
             self.operators_to_publish.add(agent)  # published again even unchanged (see `_call`)
         for change in outcome.members:  # the queue keeps only an operator's latest view
-            self.outbox.to_partition(topics.cc_queues, _partition_of(change.queue), change, ("m", change.queue, change.agent))
+            self.outbox.to_partition(topics.cc_queues, key_partition(change.queue), change, ("m", change.queue, change.agent))
         for swept in outcome.swept_calls:
             metrics.staleness_resets.labels("call_closed").inc()
             self._to_call(swept)
@@ -209,7 +186,7 @@ class CallsAndOperators:
             self._to_call(inferred)
 
     def _to_call(self, swept: CallSwept | CallEndInferred) -> None:
-        target = _partition_of(swept.callid)
+        target = key_partition(swept.callid)
         if target == self.partition:
             self._call(swept)
         else:
@@ -236,7 +213,7 @@ class CallsAndOperators:
                 self._operator(agent, op, sweep)
 
     def forget_ended_calls(self, now: float) -> None:
-        for callid, call in items_in_partition(self.calls.table, self.partition, _partition_of):
+        for callid, call in items_in_partition(self.calls.table, self.partition, key_partition):
             if past_retention(self.calls.get(callid) or call, now, cc_settings.call_retention_s):
                 self.calls.delete(callid)
                 self.calls_to_publish.discard(callid)
@@ -337,7 +314,7 @@ class Queues:
         q, lost = sweep_lost_calls(q, stream_now, cc_settings.call_wait_timeout_s)
         for swept in lost:
             metrics.staleness_resets.labels("call_lost").inc()
-            self.outbox.to_partition(topics.cc_events, _partition_of(swept.callid), swept)
+            self.outbox.to_partition(topics.cc_events, key_partition(swept.callid), swept)
         q, final, expired = close_windows(q, stream_now, SCHEDULE)
         for start in final:
             window = self.windows.get(window_key(q.queue, start))

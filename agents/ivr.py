@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import lru_cache
 from typing import Any, Optional
 
 from app import codec
 from app.batching import BatchedTable, Outbox
 from app.deadletters import dead_letter_body, dead_letter_key
-from app.main import app, settings
-from app.partitioner import partition_of
+from app.main import app
 from app.rawinput import RawInput
-from app.stages import StageMeter, crash_on_defect, process_envelopes
+from app.stages import StageMeter, crash_on_defect, key_partition, process_envelopes, topic_partitions
 from app.streamtime import SOURCE, Every, PartitionClock, StreamMark
 from tables.ivr.commands import BindInbound, MalformedCommand, RouteToIvr, RouteToOperator, command_key, parse_command
 from tables.ivr.rules import Binding, RoutingRule, apply_binding, apply_rule_command, expire_binding, expire_rule, published_rule
@@ -33,16 +31,6 @@ __all__ = ["IvrStage", "route_ivr_commands", "track_ivr"]
 
 log = logging.getLogger(__name__)
 ROUTE_BATCH = 1000
-
-
-@lru_cache(maxsize=1 << 16)
-def _partition_of(key: str) -> int:
-    return partition_of(key, settings.partitions)
-
-
-def _input_partitions() -> int:
-    count = app.consumer.topic_partitions(topics.ivr_commands.get_topic_name()) if app.consumer else None
-    return count or settings.partitions
 
 
 commands_input = RawInput(app, topics.ivr_commands, ROUTE_BATCH)
@@ -60,27 +48,25 @@ async def _route(raw: RawInput) -> None:
     async for messages in raw.batches():
         started = time.perf_counter()
         outbox = Outbox(app)
-        last: dict[int, tuple[Any, Optional[float]]] = {}
+        done: list[tuple[Any, Optional[float]]] = []
         for message in messages:
             try:
                 command = parse_command(message.value, ivr.ivr_default_region, ivr.ivr_binding_ttl_s, ivr.ivr_max_ttl_s)
             except MalformedCommand as exc:
                 outbox.record(topics.dead_letters, dead_letter_key(message), dead_letter_body(message, str(exc)))
-                last[message.partition] = (message, last.get(message.partition, (None, None))[1])
+                done.append((message, None))
                 continue
-            outbox.to_partition(topics.ivr_events, _partition_of(command_key(command)), command)
-            last[message.partition] = (message, command.at)
+            outbox.to_partition(topics.ivr_events, key_partition(command_key(command)), command)
+            done.append((message, command.at))
         meter.took_in(len(messages))
         await outbox.flush()
-        now = time.time()
-        for message, at in last.values():  # after the outputs are sent: a stream mark may vouch for them
-            input_tracker.processed(message.partition, message.offset, at, message.timestamp, now)
+        input_tracker.batch_processed(done, time.time())  # after its outputs are sent: a stream mark may vouch for them
         meter.seconds.observe(time.perf_counter() - started)
 
 
 # --- rules and bindings ------------------------------------------------------------------------
 
-ivr_clock = PartitionClock(_input_partitions)
+ivr_clock = PartitionClock(lambda: topic_partitions(topics.ivr_commands))
 rule_sweep = Every(ivr.ivr_rule_sweep_s)
 binding_sweep = Every(ivr.ivr_binding_sweep_s)
 

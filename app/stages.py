@@ -11,18 +11,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import lru_cache
 from typing import Any, Awaitable, Callable
+
+import faust
 
 from app import codec, metrics
 from app.batching import in_partition_of, take_ready
 from app.deadletters import dead_letter
-from app.main import app, dead_letters
+from app.main import app, dead_letters, settings
+from app.partitioner import partition_of
 
-__all__ = ["STAGE_ENVELOPES", "StageMeter", "crash_on_defect", "process_envelopes"]
+__all__ = ["STAGE_ENVELOPES", "StageMeter", "crash_on_defect", "key_partition", "process_envelopes", "topic_partitions"]
 
 log = logging.getLogger(__name__)
 
 STAGE_ENVELOPES = 64  # envelopes a stage takes at most at once (it takes what is ready)
+
+
+@lru_cache(maxsize=1 << 17)
+def key_partition(key: str) -> int:
+    """The partition of `key` in the topics and tables the service makes (`PARTITIONS` of
+    them), cached: stages ask it for every message."""
+    return partition_of(key, settings.partitions)
+
+
+def topic_partitions(topic: faust.TopicT) -> int:
+    """Partitions of an input topic as the cluster has it (it may be made outside)."""
+    count = app.consumer.topic_partitions(topic.get_topic_name()) if app.consumer else None
+    return count or settings.partitions
 
 
 class StageMeter:

@@ -55,8 +55,7 @@ class StateTable(Generic[T]):
             if state is not None:
                 cache[key] = state  # most recently used last
                 return None if state is _ABSENT else state
-        raw = self.table.get(key)
-        state = None if raw is None else self.decode(orjson.loads(raw))
+        state = self.stored(key)
         if cache is not None:
             self._remember(key, _ABSENT if state is None else state)
         return state

@@ -111,6 +111,21 @@ class InputTracker:
         self.partitions[partition] = PartitionProgress(offset, event_time, delay, now)
         metrics.event_delay_seconds.set(delay)
 
+    def batch_processed(self, done: list[tuple[Any, Optional[float]]], now: float) -> None:
+        """A route batch's outputs are sent: `done` is each message with its event time
+        (None: it had none, a dead letter). Per partition its last timed record counts, then
+        its last record if that one had no time."""
+        timed: dict[int, tuple[Any, Optional[float]]] = {}
+        untimed: dict[int, tuple[Any, Optional[float]]] = {}
+        for message, event_time in done:
+            if event_time is None:
+                untimed[message.partition] = (message, None)
+            else:
+                timed[message.partition] = (message, event_time)
+                untimed.pop(message.partition, None)
+        for message, event_time in (*timed.values(), *untimed.values()):
+            self.processed(message.partition, message.offset, event_time, message.timestamp, now)
+
     async def fully_read(self, app: Any, tp: Any) -> bool:
         """Every record of `tp` up to its end has been processed and forwarded."""
         consumer = app.consumer

@@ -27,6 +27,7 @@ from tables.ivr.commands import (
     Command,
     IvrCommand,
     MalformedCommand,
+    RouteToIvr,
     RouteToIvrRecord,
     RouteToOperatorRecord,
     command_key,
@@ -128,8 +129,9 @@ class RouteToIvrView(ApiView):
         ttl = asked.ttl_s if asked.ttl_s is not None else (asked.order_time_s or 0.0) + ivr.ivr_margin_s
         command = await _submit(RouteToIvrRecord(kind="route_to_ivr", phone=asked.phone, order_id=asked.order_id,
                                                  expires_at=now + ttl, at=now))
-        return self.ok({"phone": command_key(command), "target": "ivr", "order_id": asked.order_id,
-                        "expires_at": now + ttl})
+        assert isinstance(command, RouteToIvr)
+        return self.ok({"phone": command.phone, "target": "ivr", "order_id": command.order_id,
+                        "expires_at": command.expires_at})
 
 
 @app.page("/routetooperator")

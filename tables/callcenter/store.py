@@ -13,6 +13,7 @@ import faust
 from app.codec import register_types
 from app.housekeeping import mark_stream_time
 from app.main import app, dead_letters, settings, state_table
+from app.stages import topic_partitions
 from app.state import UNBOUNDED
 from app.streamtime import InputTracker, StreamMark
 from app.topics import WEEK_S, declare_topic
@@ -76,8 +77,7 @@ mark_stream_time(topics.qapp_events, input_tracker, topics.cc_events)
 
 def input_partitions() -> int:
     """Partitions of the input topic as the cluster has it (it may be made outside)."""
-    count = app.consumer.topic_partitions(topics.qapp_events.get_topic_name()) if app.consumer else None
-    return count or settings.partitions
+    return topic_partitions(topics.qapp_events)
 
 
 WINDOW_CACHE_KEYS = 50_000  # open windows and their ledgers, the last 15 minutes' windows

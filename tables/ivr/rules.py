@@ -146,15 +146,15 @@ def _route_to_operator(rule: RoutingRule, command: RouteToOperator, finished_kep
             rule = replace(rule, cleared=Finished("", command.at, command.at + finished_kept_s))
     else:
         hold = _find(rule.holds, command.order_id)
-        if hold is not None and hold.since > command.at:
-            return rule  # routed to the IVR again after this command was sent
-        ending = [hold] if hold is not None else []
         if hold is None:  # unknown here (never seen, or its rule expired): remember the finish anyway
             known = _find(rule.finished, command.order_id)
             if known is not None and known.at >= command.at:
                 return rule
             done = Finished(command.order_id, command.at, command.at + finished_kept_s)
             return replace(rule, finished=_put(rule.finished, done))
+        if hold.since > command.at:
+            return rule  # routed to the IVR again after this command was sent
+        ending = [hold]
     finished = rule.finished
     for h in ending:
         finished = _put(finished, Finished(h.order_id, command.at, max(h.expires_at, command.at + finished_kept_s)))

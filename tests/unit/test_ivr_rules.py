@@ -345,10 +345,10 @@ class Stage:
         self.published: dict[str, object] = {}
 
     def feed(self, *messages) -> "Stage":
-        from agents.ivr import _partition_of
+        from app.stages import key_partition
         for message in messages:
             key = message.phone if not isinstance(message, BindInbound) else message.order_id
-            self._run(_partition_of(key), lambda stage: stage.apply_all([message]))
+            self._run(key_partition(key), lambda stage: stage.apply_all([message]))
         return self
 
     def time_passes(self, at: float) -> "Stage":
