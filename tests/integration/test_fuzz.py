@@ -49,8 +49,9 @@ def surface(deployment) -> dict:
 
 def test_the_surface_is_found_by_walking_the_app(surface, deployment):
     assert len(surface["routes"]) >= 10
-    internal = {f"{deployment.name}-cc-events", f"{deployment.name}-cc-queues"}
-    assert {deployment.topic("qapp-events"), *internal} <= set(surface["topics"])
+    internal = {f"{deployment.name}-cc-events", f"{deployment.name}-cc-queues", f"{deployment.name}-ivr-events"}
+    assert {deployment.topic("qapp-events"), deployment.topic("ivr-commands"), *internal} <= set(surface["topics"])
+    assert {("POST", "/routetoivr"), ("GET", "/routing"), ("GET", "/make_call")} <= {tuple(r) for r in surface["routes"]}
 
 
 segments = st.one_of(
