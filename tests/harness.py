@@ -170,6 +170,18 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def progress(self) -> str:
+        """What the worker consumed and sent, and its readiness: for a failure message."""
+        try:
+            _, ready = http_get(self.url + "/ready", timeout=5)
+            _, text = http_get(self.url + "/metrics", timeout=5)
+        except OSError as exc:
+            return f"(worker unreachable: {exc})"
+        counted = [line for line in str(text).splitlines()
+                   if line.startswith(("switchboard_events_in_total", "switchboard_events_out_total",
+                                       "switchboard_consumer_lag", "switchboard_delivery_failures_total"))]
+        return f"ready: {ready}\n" + "\n".join(counted)
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -214,6 +226,23 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[Optional[bytes],
         finally:
             await producer.stop()
         return count
+
+    return asyncio.run(run())
+
+
+def group_offsets(bootstrap: str, group: str) -> dict[str, int]:
+    """The offsets `group` committed, as "topic:partition" -> offset (for failure messages)."""
+
+    async def run() -> dict[str, int]:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(group)
+        finally:
+            await admin.close()
+        return {f"{tp.topic}:{tp.partition}": meta.offset for tp, meta in sorted(offsets.items())}
 
     return asyncio.run(run())
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from app.ingest import record_key
-from tests.harness import Worker, consume_all, produce, wait_until
+from tests.harness import Worker, consume_all, group_offsets, produce, wait_until
 from tests.integration.traffic import queue_log_lines
 
 pytestmark = pytest.mark.integration
@@ -67,13 +67,20 @@ def test_a_refused_output_stops_the_worker_and_its_inputs_are_read_again(deploym
     finally:
         first.stop()
 
+    committed_by_first = group_offsets(bootstrap, deployment.name)
     _allow_records_again(bootstrap, call_status)
     second = Worker(deployment, 2).start().wait_ready()
     try:
         def published(topic: str) -> set[str]:
             return {key.decode() for key, value in consume_all(bootstrap, topic, idle_s=1.0) if value}
 
-        wait_until(lambda: calls <= published(call_status), 90, 2.0, "call-status to hold every call after the restart")
+        try:
+            wait_until(lambda: calls <= published(call_status), 90, 2.0, "call-status to hold every call after the restart")
+        except AssertionError as failure:  # say what each worker did: committed offsets, consumption
+            raise AssertionError(f"{failure}\nmissing: {len(calls - published(call_status))} of {len(calls)} calls"
+                                 f"\ncommitted by the first worker: {committed_by_first}"
+                                 f"\ncommitted now: {group_offsets(bootstrap, deployment.name)}"
+                                 f"\nsecond worker: {second.progress()}\n{second.log_tail(60)}") from None
         assert operators <= published(deployment.topic("operator-status"))
         assert "Kafka refused" not in second.log_path.read_text(errors="replace"), second.log_tail()
     finally:
