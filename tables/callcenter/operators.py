@@ -62,10 +62,12 @@ class OperatorSwept:
 @dataclass(frozen=True, slots=True)
 class Membership:
     """One queue's membership: its pause state as of `since`, the time of the membership event
-    that set it. A CONNECT proves a membership without telling its pause state: it sets `proven`
-    (the latest such time) and leaves `since` alone (0.0 when no membership event is known), so
-    any membership event, however late it arrives, still sets the pause state; a REMOVEMEMBER
-    older than `proven` was followed by a re-add whose line is lost or late."""
+    that set it. A CONNECT proves the membership of a member never seen added or removed there
+    (a static member of queues.conf, or one whose ADDMEMBER is lost) without telling its pause
+    state: it sets `proven` (the latest such time) and leaves `since` alone (0.0 when no
+    membership event is known), so any membership event, however late it arrives, still sets
+    the pause state. An explicit REMOVEMEMBER holds until the next ADDMEMBER, whatever
+    activity follows it (a call ringing when the member was removed may still connect)."""
 
     paused: bool = False
     reason: str = ""
@@ -86,6 +88,7 @@ class OperatorState:
     queues: dict[str, Membership] = field(default_factory=dict)
     calls: dict[str, CurrentCall] = field(default_factory=dict)
     left: dict[str, float] = field(default_factory=dict)  # queue -> when the operator left it
+    removed: dict[str, float] = field(default_factory=dict)  # queue -> its REMOVEMEMBER not yet undone by an ADDMEMBER
     agent_logged_in: bool = True  # chan_agent AGENTLOGOFF makes every membership idle
     agent_login_since: float = 0.0
     ended_calls: tuple[tuple[str, float], ...] = ()  # (call id, end time) of the latest calls
@@ -231,23 +234,24 @@ def _apply(op: OperatorState, event: OperatorEvent) -> OperatorState:
         if (current is not None and current.since >= event.time) or _left_after(op, event.queue, event.time):
             return op  # a duplicate, or older than what is known of this membership
         left = {q: t for q, t in op.left.items() if q != event.queue}
+        removed = {q: t for q, t in op.removed.items() if q != event.queue}
         proven = 0.0 if current is None else current.proven
-        return replace(op, queues={**op.queues, event.queue: Membership(event.paused, "", event.time, proven)}, left=left)
+        return replace(op, queues={**op.queues, event.queue: Membership(event.paused, "", event.time, proven)},
+                       left=left, removed=removed)
     if isinstance(event, MemberRemoved):
         current = op.queues.get(event.queue)
         if current is not None and current.since > event.time:
             return op
         left = {**op.left, event.queue: max(op.left.get(event.queue, 0.0), event.time)}
-        if current is not None and current.proven > event.time:  # answered there after it: re-added since
-            return replace(op, queues={**op.queues, event.queue: Membership(False, "", event.time, current.proven)}, left=left)
+        removed = {**op.removed, event.queue: left[event.queue]}
         queues = {q: m for q, m in op.queues.items() if q != event.queue}
-        return replace(op, queues=queues, left=left)
+        return replace(op, queues=queues, left=left, removed=removed)
     if isinstance(event, MemberPaused):
         targets = [event.queue] if event.queue is not None else list(op.queues)
         queues = dict(op.queues)
         for q in targets:
-            if q not in queues and _left_after(op, q, event.time, inclusive=True):
-                continue  # the operator has left that queue since
+            if q not in queues and _not_a_member(op, q, event.time):
+                continue
             current = queues.get(q, Membership(since=event.time))  # a PAUSE proves a membership we missed
             if current.since <= event.time:
                 queues[q] = Membership(event.paused, event.reason if event.paused else "", event.time, current.proven)
@@ -262,8 +266,8 @@ def _apply(op: OperatorState, event: OperatorEvent) -> OperatorState:
         queues, current = op.queues, op.queues.get(event.queue)
         if current is not None and current.proven < event.time:
             queues = {**queues, event.queue: replace(current, proven=event.time)}  # answered there: a member
-        elif current is None and not _left_after(op, event.queue, event.time, inclusive=True):
-            queues = {**queues, event.queue: Membership(proven=event.time)}  # a membership whose events are lost or late
+        elif current is None and not _not_a_member(op, event.queue, event.time):
+            queues = {**queues, event.queue: Membership(proven=event.time)}  # a static member, or its ADDMEMBER lost
         return replace(op, queues=queues, calls={**op.calls, event.callid: CurrentCall(event.callid, event.queue, event.time)})
     if isinstance(event, (CallCompleted, CallTransferred)):
         if event.callid in op.unconfirmed_ends:  # ended by evidence; its own end still counts
@@ -284,6 +288,12 @@ def _apply(op: OperatorState, event: OperatorEvent) -> OperatorState:
             talk_time_today_s=op.talk_time_today_s + event.calltime_s,
         )
     raise TypeError(f"not an operator event: {event!r}")  # pragma: no cover
+
+
+def _not_a_member(op: OperatorState, queue: str, time: float) -> bool:
+    """Activity in `queue` at `time` proves no membership: an explicit REMOVEMEMBER holds
+    until the next ADDMEMBER, and the operator left the queue at or after `time` (a late event)."""
+    return queue in op.removed or _left_after(op, queue, time, inclusive=True)
 
 
 def _left_after(op: OperatorState, queue: str, time: float, inclusive: bool = False) -> bool:

@@ -4,7 +4,9 @@ Deliberately naive (a replay over dicts) and sharing no code with tables/: it is
 yardstick the service's answers are compared with. Operators follow the evidence when
 lines are lost (README, "Order, loss, duplicates"): an operator is on call when its latest
 CONNECT has no later end of that call and it has neither left every queue nor logged off
-since; a CONNECT, PAUSE or UNPAUSE for a queue proves a membership whose ADDMEMBER was lost.
+since; a CONNECT, PAUSE or UNPAUSE for a queue proves the membership of an operator never seen
+added to or removed from it (a static member, or its ADDMEMBER lost); a REMOVEMEMBER holds until
+the next ADDMEMBER.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ ENDS_TALK = {"COMPLETEAGENT", "COMPLETECALLER", "TRANSFER", "BLINDTRANSFER", "AT
 class Expected:
     waiting: dict = field(default_factory=lambda: defaultdict(dict))  # queue -> callid -> enter time
     members: dict = field(default_factory=lambda: defaultdict(dict))  # queue -> agent -> paused
+    removed: set = field(default_factory=set)  # (queue, agent) removed and not added since
     talking: dict = field(default_factory=dict)  # agent -> set of callids
     windows: dict = field(default_factory=dict)  # (queue, start) -> counters
     queues: set = field(default_factory=set)
@@ -53,18 +56,21 @@ def expect(lines: list[str], window_s: int = 60, sl_s: float = 20.0) -> Expected
             e.waiting[queue].pop(callid, None)
         if event == "CONNECT":
             e.talking[agent] = {callid}  # one queue call at a time: a new one proves the last one over
-            e.members[queue].setdefault(agent, False)  # answered there: a member, its ADDMEMBER lost
+            if (queue, agent) not in e.removed:
+                e.members[queue].setdefault(agent, False)  # answered there: a member, its ADDMEMBER lost
         if event in ENDS_TALK:
             e.talking.get(agent, set()).discard(callid)
         if event == "ADDMEMBER":
             e.members[queue][agent] = bool(data and data[0] == "PAUSED")
+            e.removed.discard((queue, agent))
         if event == "REMOVEMEMBER":
             e.members[queue].pop(agent, None)
+            e.removed.add((queue, agent))
             if not any(agent in m for m in e.members.values()):
                 e.talking.pop(agent, None)  # left every queue: off its call too
         if event == "AGENTLOGOFF":
             e.talking.pop(agent, None)
-        if event in ("PAUSE", "UNPAUSE") and queue != "NONE":
+        if event in ("PAUSE", "UNPAUSE") and queue != "NONE" and (queue, agent) not in e.removed:
             e.members[queue][agent] = event == "PAUSE"  # a member, even if its ADDMEMBER was lost
         if event in ("PAUSEALL", "UNPAUSEALL"):
             for members in e.members.values():

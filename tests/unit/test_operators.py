@@ -271,8 +271,8 @@ def test_answering_in_a_queue_whose_addmember_was_lost_makes_the_operator_a_memb
 # another input partition): whatever the arrival order, the pause state is the one in time order.
 PAUSED_THEN_CONNECT = ("+0|MANAGER|support|SIP/100|ADDMEMBER|PAUSED", "+10|NONE|support|SIP/100|UNPAUSE|",
                        "+20|NONE|support|SIP/100|PAUSE|lunch", CONNECT)
-READDED_THEN_CONNECT = ("+0|MANAGER|support|SIP/100|ADDMEMBER|PAUSED", "+10|MANAGER|support|SIP/100|REMOVEMEMBER|",
-                        CONNECT)  # re-added between +10 and +30: that line is lost
+REMOVED_WHILE_RINGING = ("+0|MANAGER|support|SIP/100|ADDMEMBER|PAUSED", "+10|MANAGER|support|SIP/100|REMOVEMEMBER|",
+                         CONNECT)  # the call rang when the member was removed, and connected after
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(PAUSED_THEN_CONNECT)), ids=str)
@@ -282,11 +282,25 @@ def test_membership_events_older_than_a_connect_set_its_pause_state_in_any_arriv
     assert members_true(op) == {"support": {AGENT: (True, True)}} == members_counted(queues_told(play(*order)))
 
 
-@pytest.mark.parametrize("order", list(itertools.permutations(READDED_THEN_CONNECT)), ids=str)
-def test_a_removal_older_than_a_connect_means_a_lost_readd_in_any_arrival_order(order) -> None:
+@pytest.mark.parametrize("order", list(itertools.permutations(REMOVED_WHILE_RINGING)), ids=str)
+def test_a_removal_holds_when_a_call_ringing_then_connects_in_any_arrival_order(order) -> None:
     op = final(*order)
-    assert not op.queues["support"].paused
-    assert members_true(op) == {"support": {AGENT: (False, True)}} == members_counted(queues_told(play(*order)))
+    assert "support" not in op.queues and op.calls  # on the call, a member of no queue
+    assert members_true(op) == {} == members_counted(queues_told(play(*order)))
+
+
+def test_only_an_addmember_makes_a_removed_operator_a_member_again() -> None:
+    removed = (*REMOVED_WHILE_RINGING, COMPLETE, "+400|NONE|support|SIP/100|PAUSE|lunch")
+    assert "support" not in final(*removed).queues
+    again = final(*removed, "+500|MANAGER|support|SIP/100|ADDMEMBER|")
+    assert not again.queues["support"].paused and members_true(again) == {"support": {AGENT: (False, False)}}
+
+
+def test_a_static_member_never_added_or_removed_is_proven_by_its_activity() -> None:
+    on_call = final(CONNECT)  # queues.conf members log no ADDMEMBER
+    assert sorted(on_call.queues) == ["support"] and members_true(on_call) == {"support": {AGENT: (False, True)}}
+    paused = final(CONNECT, COMPLETE, "+400|NONE|support|SIP/100|PAUSE|lunch")
+    assert paused.queues["support"].paused and paused.queues["support"].reason == "lunch"
 
 
 def test_a_removal_after_the_connect_still_removes_the_membership() -> None:
