@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = [
-    "REGISTRY", "StageRates", "consumer_lag", "delivery_failures", "event_delay_seconds", "events_ignored",
+    "REGISTRY", "StageRates", "ami_connected", "consumer_lag", "delivery_failures", "event_delay_seconds", "events_ignored",
     "events_in", "events_out", "events_rejected", "external_calls", "http_internal_errors", "http_requests",
     "late_events", "processing_seconds", "stage_rate", "stage_rates", "staleness_resets", "table_size",
 ]
@@ -59,6 +59,9 @@ http_requests = Counter(
 )
 http_internal_errors = Counter(
     "switchboard_http_internal_errors_total", "HTTP requests answered 500 (the worker log has each trace)", registry=REGISTRY
+)
+ami_connected = Gauge(
+    "switchboard_ami_connected", "1 while the AMI client is connected and logged in to Asterisk, else 0", registry=REGISTRY
 )
 
 

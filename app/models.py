@@ -11,7 +11,7 @@ from typing import Optional, Union
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
-    "CallStatus", "CurrentCall", "DeadLetter", "Message", "OperatorStatus", "QueueLogJson",
+    "CallStatus", "CurrentCall", "DeadLetter", "Message", "OperatorAnswer", "OperatorCrmStatus", "OperatorStatus", "QueueLogJson",
     "QueueMetricsRecord", "QueueOperators", "QueueStatus", "WindowMetrics",
 ]
 
@@ -90,9 +90,32 @@ class OperatorStatus(Message):
     time_in_state_today_s: dict[str, float]
     last_event_at: float
     idle_resets: int
-    crm_status: Optional[str]
-    crm_reason: Optional[str]
-    crm_since: Optional[float]
+
+
+class OperatorAnswer(OperatorStatus):
+    """`GET /operators/{id}` and the elements of `GET /operators`: the telephony state above,
+    and beside it the CRM status (absent for an operator the CRM never heard of)."""
+
+    crm_status: Optional[str] = None  # ONLINE OFFLINE PAUSE BREAK TRAINING MEETING WRAP_UP DO_NOT_DISTURB ON_CALL
+    crm_reason: Optional[str] = None
+    crm_since: Optional[float] = None
+    crm_time_in_status_today_s: Optional[dict[str, float]] = None
+    crm_calls_today: Optional[int] = None
+    crm_aht_s: Optional[float] = None  # (talk + wrap-up) per call today
+
+
+class OperatorCrmStatus(Message):
+    """`operator-crm-status`, keyed by operator id; also each push of `GET /ws/operators`."""
+
+    id: str
+    status: str
+    reason: str
+    since: Optional[float]
+    time_in_status_today_s: dict[str, float]
+    calls_today: int
+    aht_s: Optional[float]
+    current_call: Optional[str]
+    changed_at: float
 
 
 class WindowMetrics(Message):

@@ -36,9 +36,23 @@ fi
 export WEB_PORT=$web_port DATA_DIR=${DATA_DIR:-$root/.cache/run/data} LOG_FORMAT=${LOG_FORMAT:-text}
 token=$(printf '%s' "${AUTH_TOKENS:-dev-manager-token=manager}" | tr ',' '\n' | awk -F= '$2=="manager"{print $1; exit}')
 
+# the Asterisk Manager Interface double (dev/ami_double.py); --lenient: the simulator's
+# operators become queue members on their first QueuePause
+ami_port=${AMI_PORT:-5038}
+say "starting the AMI double on 127.0.0.1:$ami_port (log: $logs/ami.log)"
+"$PY" -m dev.ami_double --port "$ami_port" --control-port "${AMI_CONTROL_PORT:-5039}" --lenient >"$logs/ami.log" 2>&1 &
+ami_pid=$!
+for _ in $(seq 1 50); do
+  if grep -q "listening" "$logs/ami.log" 2>/dev/null; then break; fi
+  if ! kill -0 "$ami_pid" 2>/dev/null; then say "the AMI double stopped; its log says:"; tail -30 "$logs/ami.log"; exit 1; fi
+  sleep 0.1
+done
+export AMI_URL=${AMI_URL:-ami://switchboard:switchboard@127.0.0.1:$ami_port}
+
 say "starting a worker (log: $logs/worker.log)"
 "$PY" -m app worker -l info >"$logs/worker.log" 2>&1 &
 pids+=($!)
+pids+=("$ami_pid")  # after the worker's: the readiness loop below watches pids[0]
 for i in $(seq 1 120); do
   if curl -fsS "http://127.0.0.1:$web_port/ready" >/dev/null 2>&1; then break; fi
   if ! kill -0 "${pids[0]}" 2>/dev/null; then say "the worker stopped; its log says:"; tail -30 "$logs/worker.log"; exit 1; fi

@@ -9,7 +9,9 @@ talk times, waits, occupancy and abandon rates look the same at 1 and at 3,000 e
 
 `run` is the thin shell behind `python -m app simulate`: a `Pacer` says how many records
 are due at each moment, the model is advanced until it has them, and they are produced to
-Kafka; `--processes N` runs N such shells with disjoint call ids and operators.
+Kafka; `--processes N` runs N such shells with disjoint call ids and operators. Beside the
+queue_log it sends the operators' CRM statuses and softphone registrations
+(dev/operator_traffic.py) and passengers' IVR orders (dev/ivr_traffic.py).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -35,12 +37,13 @@ from aiokafka.errors import KafkaConnectionError
 
 from app.settings import Settings
 from dev.ivr_traffic import IvrTraffic
+from dev.operator_traffic import SIP_DROP_P, OperatorTraffic
 from tables.callcenter.events import NONE, QueueLogRecord
 from tables.callcenter.queue_log import to_json
 from tables.ivr.settings import ivr_settings
 
 __all__ = [
-    "CallCenterSimulation", "DEFAULT_QUEUES", "DEFAULT_RATE", "MAX_RATE_PER_PROCESS", "Pacer", "Staffing",
+    "CallCenterSimulation", "DEFAULT_QUEUES", "DEFAULT_RATE", "MAX_RATE_PER_PROCESS", "OperatorObserver", "Pacer", "Staffing",
     "add_arguments", "main", "queue_names", "record_json", "record_key", "run", "staffing",
 ]
 
@@ -167,6 +170,19 @@ def staffing(rate: float, queues: Sequence[str], operators: Optional[int] = None
     return Staffing(call_rate=call_rate, operators=operators)
 
 
+class OperatorObserver(Protocol):
+    """Told what each operator does, at the moment the simulation writes it to the queue_log
+    (dev/operator_traffic.py tells the CRM side of it)."""
+
+    def logged_in(self, at: float, agent: str, paused: bool) -> None: ...
+
+    def paused(self, at: float, agent: str, reason: str) -> None: ...
+
+    def unpaused(self, at: float, agent: str) -> None: ...
+
+    def logged_off(self, at: float, agent: str) -> None: ...
+
+
 # operator states
 OFFLINE, READY, RINGING, TALKING, WRAPUP = "offline", "ready", "ringing", "talking", "wrap-up"
 
@@ -204,6 +220,7 @@ class CallCenterSimulation:
 
     `rate` is the events/s it aims at; queues and operators follow from it unless given.
     `process`/`processes` carve disjoint call ids and agent numbers for one of several producers.
+    `observer` is told every login, pause, unpause and log-off; it never changes the records.
     """
 
     def __init__(
@@ -215,6 +232,7 @@ class CallCenterSimulation:
         rate: float = DEFAULT_RATE,
         process: int = 0,
         processes: int = 1,
+        observer: Optional[OperatorObserver] = None,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
@@ -234,6 +252,7 @@ class CallCenterSimulation:
         self._emitted = 0
         self._processes = processes
         self._uniqueid_seq = self._rng.randint(100, 9000) * processes + process
+        self._observer = observer
 
         self.rate = rate
         self.profiles = {name: _profile(name) for name in names}
@@ -591,6 +610,8 @@ class CallCenterSimulation:
         for queue in op.queues:
             self._member_event(now, op, queue, "ADDMEMBER", "PAUSED" if paused else "")
             self._logged_in[queue] += 1
+        if self._observer is not None:
+            self._observer.logged_in(now, op.agent, paused)
         if paused:
             op.paused = frozenset(op.queues)
             self._at(now + self._rng.uniform(10.0, 120.0), self._unpause, op, op.session, False)
@@ -608,6 +629,8 @@ class CallCenterSimulation:
         for queue in op.queues:
             self._member_event(now, op, queue, "REMOVEMEMBER", "")
             self._logged_in[queue] -= 1
+        if self._observer is not None:
+            self._observer.logged_off(now, op.agent)
         op.state = OFFLINE
         op.version += 1
         op.paused = frozenset()
@@ -633,6 +656,8 @@ class CallCenterSimulation:
             for queue in queues:
                 self._member_event(now, op, queue, "PAUSE", reason)
             op.paused = frozenset(queues)
+        if self._observer is not None:
+            self._observer.paused(now, op.agent, reason)
         self._at(now + median * math.exp(self._rng.gauss(0.0, 0.4)), self._unpause, op, session, every)
 
     def _unpause(self, now: float, op: _Operator, session: int, every: bool) -> None:
@@ -644,6 +669,8 @@ class CallCenterSimulation:
             for queue in op.queues:
                 if queue in op.paused:
                     self._member_event(now, op, queue, "UNPAUSE", "")
+        if self._observer is not None:
+            self._observer.unpaused(now, op.agent)
         op.paused = frozenset()
         self._plan_pause(now, op)
         self._offer(now, op)
@@ -713,6 +740,8 @@ async def run(
     process: int = 0,
     processes: int = 1,
     ivr_orders: float = 0.0,
+    operator_status: bool = False,
+    sip_drop_p: float = SIP_DROP_P,
 ) -> int:
     """Produce simulated traffic to `qapp-events` at `rate` records/s; returns the number sent.
 
@@ -724,7 +753,12 @@ async def run(
     stopped, and the cancellation propagates). `loss` is the share of the records dropped
     at random (never sent; they count in the rate), as a lossy log would. `ivr_orders`
     passengers' orders per second also go to `ivr-commands` (dev/ivr_traffic.py), beside
-    the rate.
+    the rate. With `operator_status` (the command line's default) the operators' CRM status
+    changes and softphone registrations go to `operator-commands` and `sip-registrations`
+    (dev/operator_traffic.py: about seven records per operator-hour logged in, two per login,
+    so as many again as the ADDMEMBERs while a shift starts; `sip_drop_p` of the shifts lose
+    the endpoint a while), also beside the rate: counted neither in it nor in the number
+    returned, and sent with the queue_log records of their time, never ahead of them.
     """
     if speed <= 0:
         raise ValueError("speed must be positive")
@@ -734,8 +768,9 @@ async def run(
         seed = random.SystemRandom().randrange(2**32)
     label = f"simulate[{process + 1}/{processes}]" if processes > 1 else "simulate"
     wall_start = time.time()
+    crm = OperatorTraffic(seed + 3, wall_start, SHIFT_MEAN_S, sip_drop_p) if operator_status else None
     simulation = CallCenterSimulation(seed=seed, start=wall_start, rate=rate / speed, operators=operators,
-                                      queues=queues, process=process, processes=processes)
+                                      queues=queues, process=process, processes=processes, observer=crm)
     dropper = random.Random(seed + 1)  # which events are lost: the same for the same seed
     topic = settings.topic_qapp_events
     ivr = IvrTraffic(seed + 2, ivr_orders, wall_start, prefix=f"sim{process}") if ivr_orders > 0 else None
@@ -773,7 +808,9 @@ async def run(
         say(f"{'done' if final else 'running'}: {sent} events to {topic} in {elapsed:.0f} s ({summary}, "
             f"{simulation.calls_in_progress} calls in progress, {simulation.operators_online}/{simulation.operators} "
             f"operators logged in, {len(simulation.queues)} queues, records' clock {clock:+.1f} s, seed {seed}"
-            + (f"; {ivr.sent} IVR commands of {ivr.count} orders to {ivr_topic}" if ivr is not None else "") + ")")
+            + (f"; {ivr.sent} IVR commands of {ivr.count} orders to {ivr_topic}" if ivr is not None else "")
+            + (f"; {crm.commands} status commands to {crm.topic_commands}, {crm.registrations} SIP registrations "
+               f"to {crm.topic_registrations}" if crm is not None else "") + ")")
 
     try:
         if progress:
@@ -797,7 +834,11 @@ async def run(
                 batch = [r for r in batch if dropper.random() >= loss]
             if pending:
                 await asyncio.gather(*pending)  # the previous batch is delivered: errors surface here
-            pending = [await producer.send(topic, value=record_json(r), key=record_key(r)) for r in batch]
+            pending = []
+            if crm is not None:  # the CRM change comes a moment before the queue_log event it causes
+                for crm_topic, key, value in map(crm.wire, crm.due(last_time)):
+                    pending.append(await producer.send(crm_topic, value=value, key=key))
+            pending += [await producer.send(topic, value=record_json(r), key=record_key(r)) for r in batch]
             if ivr is not None:
                 pending += [await producer.send(ivr_topic, value=value, key=key) for key, value in ivr.due(time.time())]
             sent += owed
@@ -863,6 +904,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ivr-orders", type=float, default=None, metavar="PER_S",
                         help="passengers' orders per second sent to ivr-commands (bind, route to the IVR, back to "
                              "an operator), beside the rate (default: one per 50 queue_log events/s; 0: none)")
+    parser.add_argument("--no-operator-status", dest="operator_status", action="store_false",
+                        help="send no operator CRM statuses (operator-commands) nor softphone registrations "
+                             "(sip-registrations); by default they follow the operators' queue_log, beside the rate")
+    parser.add_argument("--sip-drops", type=float, default=SIP_DROP_P, metavar="P",
+                        help=f"share of the operators' shifts whose softphone drops its SIP registration for a few "
+                             f"minutes without logging off (default {SIP_DROP_P:g})")
     parser.add_argument("--processes", type=int, default=1, metavar="N",
                         help=f"N producer processes sharing the rate, disjoint call ids and operators (default 1; "
                              f"one process makes up to about {MAX_RATE_PER_PROCESS:g} ev/s)")
@@ -882,7 +929,8 @@ def _run_one(args: argparse.Namespace, settings: Settings, process: int, process
         task = asyncio.ensure_future(
             run(settings, rate=share, duration=args.duration, seed=seed, speed=getattr(args, "speed", 1.0),
                 loss=getattr(args, "loss", 0.0), operators=operators, queues=queues,
-                process=process, processes=processes, ivr_orders=ivr_orders)
+                process=process, processes=processes, ivr_orders=ivr_orders,
+                operator_status=getattr(args, "operator_status", True), sip_drop_p=getattr(args, "sip_drops", SIP_DROP_P))
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -912,6 +960,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if not 0.0 <= getattr(args, "loss", 0.0) < 1.0:
         print("simulate: --loss must be at least 0 and below 1 (a share of the events)", file=sys.stderr)
+        return 2
+    if not 0.0 <= getattr(args, "sip_drops", SIP_DROP_P) < 1.0:
+        print("simulate: --sip-drops must be at least 0 and below 1 (a share of the shifts)", file=sys.stderr)
         return 2
     if getattr(args, "operators", None) is not None and args.operators < processes:
         print("simulate: --operators must be at least 1 per process", file=sys.stderr)

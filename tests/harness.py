@@ -104,7 +104,7 @@ class Deployment:
         return f"{self.name}.{public_name}"
 
     def env(self, **overrides: Any) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "APP_", "TOPIC_", "WEB_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "APP_", "TOPIC_", "WEB_", "AMI_"))}
         env.update(
             KAFKA_BOOTSTRAP=self.broker.bootstrap,
             APP_ID=self.name,
@@ -118,7 +118,8 @@ class Deployment:
             PYTHONUNBUFFERED="1",
         )
         for public in ("qapp_events", "call_status", "operator_status", "queue_status", "queue_metrics", "dead_letters",
-                       "ivr_commands", "ivr_routing_rules"):
+                       "ivr_commands", "ivr_routing_rules", "operator_commands", "sip_registrations",
+                       "operator_crm_status"):
             env[f"TOPIC_{public.upper()}"] = self.topic(public.replace("_", "-"))
         env.update({k: str(v) for k, v in self.extra_env.items()})
         env.update({k: str(v) for k, v in overrides.items()})

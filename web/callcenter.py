@@ -12,7 +12,9 @@ from urllib.parse import quote
 
 from faust import web
 
+from app.facets import operator_extras, operators_known_to_facets
 from app.main import app, settings
+from tables.callcenter.operators import OperatorState
 from tables.callcenter.queues import QueueState, live_counts, oldest_waiting, with_longest_wait
 from tables.callcenter.store import (
     cc_settings,
@@ -155,9 +157,15 @@ class OperatorsQuery(Query):
 
 
 def _local_operators(queue: Optional[str]) -> list[dict]:
+    """This worker's operators: telephony state, and beside it what other domains add (the
+    CRM status: app/facets.py); an operator only those know of is offline in telephony."""
     now = time.time()
-    views = (operator_view(op, now) for _, op in operators_table.items())
-    return [v for v in views if queue is None or queue in v["queues"]]
+    views = {op.agent: operator_view(op, now) for _, op in operators_table.items()}
+    if queue is None:
+        for agent in operators_known_to_facets() - views.keys():
+            views[agent] = operator_view(OperatorState(agent), now)
+    return [{**v, **(operator_extras(agent, now) or {})} for agent, v in views.items()
+            if queue is None or queue in v["queues"]]
 
 
 @app.page("/internal/cc/operators")
@@ -192,10 +200,11 @@ class Operator(ApiView):
         operator_id = operator_aliases.canonical(identifier(operator_id, "operator_id"))  # any of its names
 
         async def local():
-            op = operators_table.get(operator_id)
-            if op is None:
+            now = time.time()
+            op, extras = operators_table.get(operator_id), operator_extras(operator_id, now)
+            if op is None and extras is None:
                 raise ApiError(404, "not_found", f"no operator '{operator_id}' has been seen")
-            return operator_view(op, time.time())
+            return {**operator_view(op or OperatorState(operator_id), now), **(extras or {})}
 
         path = f"/operators/{quote(operator_id, safe='')}"
         return self.ok(await ask_owner(operators_table, operator_id, path, local, request))

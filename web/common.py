@@ -132,13 +132,24 @@ async def ask_owner(table, key: str, path: str, local: Callable[[], Awaitable[An
     with its changelog answers itself (`local` must then read past caches: `StateTable.stored`)."""
     if request.headers.get(FORWARDED):
         return await local()
-    try:
-        owner = str(app.router.key_store(table.name, key)).rstrip("/")
-    except KeyError:
+    owner = _owner_url(table, key)
+    if owner is None:
         owner = settings.canonical_url  # no assignment yet: answer with what is here
     if owner == settings.canonical_url or (standby_ok and standby_caught_up(table, key)):
         return await local()
     return await fetch_json(owner + path)
+
+
+def _owner_url(table: Any, key: str) -> Optional[str]:
+    """The URL of the worker that owns `key`'s partition of `table`, None before an assignment.
+
+    Faust's `app.router.key_store` asks the producer for the partition, and the producer knows
+    a topic's partitions only once it has sent to it: asked before this worker wrote its first
+    changelog record of the table, it fails. The partition is ours to compute (`partition_of`,
+    the same hash); the assignor's map from partition to worker is read directly (one place)."""
+    tp = TP(table.table.changelog_topic.get_topic_name(), table.partition_of(key))
+    url = app.assignor._tps_url.get(tp)  # type: ignore[attr-defined]
+    return None if url is None else str(url).rstrip("/")
 
 
 def standby_caught_up(table: Any, key: str) -> bool:

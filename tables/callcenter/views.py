@@ -59,9 +59,6 @@ def operator_view(op: OperatorState, now: float) -> dict:
         "time_in_state_today_s": time_in_state_today(op, now),
         "last_event_at": op.last_time,
         "idle_resets": op.idle_resets,
-        "crm_status": None,
-        "crm_reason": None,
-        "crm_since": None,
     }
 
 

@@ -12,8 +12,8 @@ What changes the status:
 - telephony (`CallAnswered` -> ON_CALL, CRM only; `CallFinished` -> WRAP_UP, counted;
   `LoggedIn` -> ONLINE and unpaused; `LoggedOut` -> OFFLINE and paused);
 - the SIP endpoint (`EndpointUnregistered` -> OFFLINE, reason `Auto: SIP not registered`;
-  `EndpointRegistered` -> ONLINE again only if the operator was set offline automatically,
-  never after a manual status).
+  `EndpointRegistered` -> ONLINE for an operator first heard of (the softphone's login) or
+  set offline automatically, never after a manual status).
 
 Every input carries its time; one older than what the operator's state has seen changes
 nothing (a replay, a late duplicate). Pure: no clock, no I/O.
@@ -27,10 +27,10 @@ from enum import StrEnum
 from typing import Optional, Union
 
 __all__ = [
-    "AUTO_PREFIX", "CallAnswered", "CallFinished", "CrmStatus", "EndpointRegistered", "EndpointUnregistered",
+    "AFTER_CALL", "AUTO_PREFIX", "CallAnswered", "CallFinished", "CrmStatus", "EndpointRegistered", "EndpointUnregistered",
     "LoggedIn", "LoggedOut", "OperatorCrm", "OperatorInput", "OperatorOutcome", "PauseRequest", "SIP_REGISTERED",
     "SIP_UNREGISTERED", "StatusRequested", "apply_operator_input", "asterisk_paused", "average_handle_time_s",
-    "time_in_status_today",
+    "calls_taken_today", "desired_pause", "time_in_status_today",
 ]
 
 
@@ -49,6 +49,7 @@ class CrmStatus(StrEnum):
 AUTO_PREFIX = "Auto:"  # reasons the service set by itself
 SIP_UNREGISTERED = "Auto: SIP not registered"
 SIP_REGISTERED = "Auto: SIP registered"
+AFTER_CALL = "after call"  # the reason of the WRAP_UP a call's end sets
 
 
 def asterisk_paused(status: CrmStatus) -> Optional[bool]:
@@ -57,6 +58,15 @@ def asterisk_paused(status: CrmStatus) -> Optional[bool]:
     if status == CrmStatus.ON_CALL:
         return None
     return status != CrmStatus.ONLINE
+
+
+def desired_pause(op: "OperatorCrm") -> Optional[bool]:
+    """The pause Asterisk should hold for `op` as reconciliation sees it: the status's mapping,
+    except for the WRAP_UP a call's end set (Asterisk's own wrapuptime runs it, then makes
+    the member available while the CRM keeps WRAP_UP until the operator moves on)."""
+    if op.status == CrmStatus.WRAP_UP and op.reason == AFTER_CALL:
+        return None
+    return asterisk_paused(op.status)
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -147,6 +157,7 @@ class PauseRequest:
     operator: str
     paused: bool
     reason: str
+    queue: Optional[str] = None  # None: every queue the operator is a member of
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +192,7 @@ def _apply(op: OperatorCrm, event: OperatorInput) -> OperatorOutcome:
     if isinstance(event, CallFinished):
         if event.callid in op.counted_calls:
             return OperatorOutcome(op, changed=False)
-        after = _set(op, event.at, CrmStatus.WRAP_UP, "after call", pause=False)  # Asterisk's wrapuptime does its own
+        after = _set(op, event.at, CrmStatus.WRAP_UP, AFTER_CALL, pause=False)  # Asterisk's wrapuptime does its own
         counted = after.operator
         return replace(after, operator=replace(
             counted, calls_today=counted.calls_today + 1, talk_today_s=counted.talk_today_s + max(0.0, event.talk_s),
@@ -195,7 +206,8 @@ def _apply(op: OperatorCrm, event: OperatorInput) -> OperatorOutcome:
             return OperatorOutcome(replace(op, last_time=event.at), changed=False)  # offline already, whatever the reason
         return _set(op, event.at, CrmStatus.OFFLINE, SIP_UNREGISTERED)
     if isinstance(event, EndpointRegistered):
-        if op.status == CrmStatus.OFFLINE and op.reason.startswith(AUTO_PREFIX):
+        # a softphone's first login, or back after the service set it offline; never after a person's status
+        if op.status == CrmStatus.OFFLINE and (op.reason.startswith(AUTO_PREFIX) or not op.reason):
             return _set(op, event.at, CrmStatus.ONLINE, SIP_REGISTERED)
         return OperatorOutcome(replace(op, last_time=event.at), changed=False)  # a manual status stays
     raise TypeError(f"not an operator input: {event!r}")  # pragma: no cover
@@ -235,6 +247,12 @@ def time_in_status_today(op: OperatorCrm, now: float) -> dict[str, float]:
     counted = _count_until(op, max(now, op.counted_until))
     totals = counted.time_in_status_today_s if counted.day == _day(now) else {}
     return {str(s): round(totals.get(str(s), 0.0), 3) for s in CrmStatus}
+
+
+def calls_taken_today(op: OperatorCrm, now: float) -> int:
+    """Calls the operator finished since midnight (UTC) of `now`."""
+    counted = _count_until(op, max(now, op.counted_until))
+    return counted.calls_today if counted.day == _day(now) else 0
 
 
 def average_handle_time_s(op: OperatorCrm, now: float) -> Optional[float]:

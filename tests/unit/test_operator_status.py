@@ -64,9 +64,20 @@ def test_there_are_nine_statuses() -> None:
 
 
 def test_an_operator_first_heard_of_is_offline_from_then() -> None:
+    outcome = play(EndpointUnregistered(OP, T0))[-1]
+    assert (outcome.operator.status, outcome.operator.since, outcome.changed) == (CrmStatus.OFFLINE, T0, True)
+
+
+def test_a_softphone_first_registering_logs_the_operator_in_online_and_unpaused() -> None:
     outcome = play(EndpointRegistered(OP, T0))[-1]
-    assert (outcome.operator.status, outcome.operator.since, outcome.changed, outcome.pause) == (
-        CrmStatus.OFFLINE, T0, True, None)
+    op = outcome.operator
+    assert (op.status, op.reason, op.since, outcome.changed) == (CrmStatus.ONLINE, SIP_REGISTERED, T0, True)
+    assert outcome.pause == PauseRequest(OP, False, SIP_REGISTERED)
+
+
+def test_registering_again_after_a_logout_changes_nothing() -> None:
+    outcome = play(EndpointRegistered(OP, T0), LoggedOut(OP, T0 + 10), EndpointRegistered(OP, T0 + 20))[-1]
+    assert (outcome.operator.status, outcome.changed, outcome.pause) == (CrmStatus.OFFLINE, False, None)
 
 
 @pytest.mark.parametrize("crm", [s for s in CrmStatus if s != CrmStatus.ON_CALL])

@@ -462,11 +462,14 @@ def test_command_line_defaults():
     defaults = parser.parse_args([])
     assert (defaults.rate, defaults.duration, defaults.seed) == (5.0, None, None)
     assert (defaults.operators, defaults.queues, defaults.processes) == (None, None, 1)
+    assert (defaults.operator_status, defaults.sip_drops) == (True, 0.05)
     given_ = parser.parse_args(["--rate", "12.5", "--duration", "60", "--seed", "9", "--operators", "80",
                                 "--queues", "6", "--processes", "2"])
     assert (given_.rate, given_.duration, given_.seed) == (12.5, 60.0, 9)
     assert (given_.operators, given_.queues, given_.processes) == (80, 6, 2)
     assert parser.parse_args(["--queues", "taxi,b2b"]).queues == ["taxi", "b2b"]
+    assert parser.parse_args(["--no-operator-status"]).operator_status is False
+    assert parser.parse_args(["--sip-drops", "0.2"]).sip_drops == 0.2
 
 
 class FakeProducer:
@@ -604,3 +607,52 @@ def test_ivr_traffic_is_an_order_life_the_ivr_domain_accepts():
     late = [o for o in finished if finished[o].at > routed[o].expires_at]  # outlived the rule
     assert late
     assert traffic.due(start + 3 * 3600) == []  # nothing twice
+
+
+def test_run_with_operator_status_sends_the_operators_crm_side_beside_the_rate(producer, capsys, monkeypatch):
+    import asyncio
+
+    import orjson
+
+    from app.settings import Settings
+    from dev.simulate import run
+
+    monkeypatch.setenv("TOPIC_OPERATOR_COMMANDS", "t.operator-commands")
+    monkeypatch.setenv("TOPIC_SIP_REGISTRATIONS", "t.sip-registrations")
+    config = Settings(topic_qapp_events="qapp-test", kafka_bootstrap="broker:9092")
+    sent = asyncio.run(run(config, rate=200.0, duration=0.5, seed=4, operator_status=True))
+    (fake,) = producer.instances
+    by_topic: dict = defaultdict(list)
+    for topic, value, key in fake.sent:
+        by_topic[topic].append((key, orjson.loads(value)))
+    assert sent == len(by_topic["qapp-test"]) == 100  # the rate is the queue_log events'
+    assert set(by_topic) == {"qapp-test", "t.operator-commands", "t.sip-registrations"}
+    logins = {r["agent"]: r["time"] for _, r in by_topic["qapp-test"] if r["event"] == "ADDMEMBER"}
+    registered = {r["operator"]: r for key, r in by_topic["t.sip-registrations"] if key == r["operator"].encode()}
+    online = {r["operator"]: r for key, r in by_topic["t.operator-commands"] if key == r["operator"].encode()}
+    assert logins and set(logins) <= set(registered) and set(logins) <= set(online)
+    assert all(registered[a]["registered"] and registered[a]["time"] <= t for a, t in logins.items())
+    assert all(online[a]["status"] in ("ONLINE", "PAUSE") and online[a]["time"] <= t for a, t in logins.items())
+    first_sent: dict = {}
+    for n, (topic, value, key) in enumerate(fake.sent):
+        first_sent.setdefault((topic, key), n)
+    for agent in logins:  # the softphone and the CRM go first, then Asterisk adds the member
+        added = first_sent["qapp-test", agent.encode()]
+        assert first_sent["t.sip-registrations", agent.encode()] < added
+        assert first_sent["t.operator-commands", agent.encode()] < added
+    assert "status commands to t.operator-commands" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, crm", [([], True), (["--no-operator-status"], False)], ids=["default", "switched-off"])
+def test_the_command_line_sends_the_operators_crm_side_unless_switched_off(producer, monkeypatch, flags, crm):
+    from app.settings import Settings
+    from dev.simulate import main
+
+    monkeypatch.delenv("TOPIC_OPERATOR_COMMANDS", raising=False)
+    monkeypatch.delenv("TOPIC_SIP_REGISTRATIONS", raising=False)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--rate", "200", "--duration", "0.3", "--seed", "4", "--ivr-orders", "0", *flags])
+    assert main(args, Settings(topic_qapp_events="qapp-test")) == 0
+    topics = {topic for topic, _, _ in producer.instances[-1].sent}
+    assert topics == ({"qapp-test", "operator-commands", "sip-registrations"} if crm else {"qapp-test"})

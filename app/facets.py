@@ -1,0 +1,44 @@
+"""Fields one domain adds to another's answers, without either importing the other.
+
+`GET /operators…` is the call center's answer, and it shows the CRM status of the
+operator-status domain beside the telephony state (SPEC.md). Neither domain imports the
+other: the one that adds fields registers an `OperatorFacet` here, the one that answers
+asks every registered facet. Both read tables partitioned by the operator id, so the
+worker that owns an operator's telephony state owns its CRM state too (Faust assigns
+co-partitioned topics together).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Protocol
+
+__all__ = ["OperatorFacet", "operator_extras", "operator_facets", "operators_known_to_facets", "register_operator_facet"]
+
+
+class OperatorFacet(Protocol):
+    def fields(self, operator: str, now: float) -> Optional[dict[str, Any]]:
+        """The fields this facet adds for `operator` (None: it does not know the operator)."""
+
+    def operators(self) -> Iterable[str]:
+        """The operators it knows in the partitions this worker owns."""
+
+
+operator_facets: list[OperatorFacet] = []
+
+
+def register_operator_facet(facet: OperatorFacet) -> None:
+    operator_facets.append(facet)
+
+
+def operator_extras(operator: str, now: float) -> Optional[dict[str, Any]]:
+    """Every facet's fields for `operator`; None when no facet knows it."""
+    merged: Optional[dict[str, Any]] = None
+    for facet in operator_facets:
+        fields = facet.fields(operator, now)
+        if fields is not None:
+            merged = {**(merged or {}), **fields}
+    return merged
+
+
+def operators_known_to_facets() -> set[str]:
+    return {operator for facet in operator_facets for operator in facet.operators()}
