@@ -13,11 +13,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.harness import MANAGER, ROOT, Deployment, Worker, http_get, wait_until
+from tests.harness import MANAGER, ROOT, Deployment, Worker, http_get, http_request, wait_until
 from tests.integration.expectations import expect
 from tests.integration.traffic import queue_log_lines
 
@@ -182,6 +183,20 @@ def test_every_operator_has_a_row(dashboard, worker):
         assert last["api"], "/operators lists no operator after ten minutes of traffic"
         assert last["page"] == last["api"]
         raise
+
+
+def test_an_operators_crm_status_shows_on_its_row(dashboard, worker):
+    operator = sorted(o["id"] for o in api(worker, "/operators")["operators"])[0]
+    status, answer = http_request("POST", f"{worker.url}/operators/{quote(operator, safe='')}/status",
+                                  {"status": "TRAINING", "reason": "new tariffs"}, token=MANAGER)
+    assert status == 202, answer
+    dashboard.wait_for_function(
+        """(id) => {
+          const tr = document.querySelector(`[data-testid="operator-row"][data-operator="${CSS.escape(id)}"]`);
+          return tr && tr.querySelector('[data-testid="op-crm"]').dataset.value === 'TRAINING';
+        }""", arg=operator, timeout=20_000)
+    row = dashboard.locator(f'[data-testid="operator-row"][data-operator="{operator}"]')
+    assert "CRM: training" in row.inner_text()
 
 
 def test_every_queue_chart_draws_its_windows(dashboard, traffic):
