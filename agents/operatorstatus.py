@@ -137,10 +137,16 @@ class OperatorStatusStage:
 
     def apply(self, message: Any) -> None:
         if isinstance(message, TelephonyObserved):
-            seen, inputs = telephony_inputs(self.telephony.get(message.operator), message)
-            self.telephony.put(message.operator, seen)
+            before = self.telephony.get(message.operator)
+            seen, inputs = telephony_inputs(before, message)
+            if seen != before:
+                self.telephony.put(message.operator, seen)
             for derived in inputs:
                 self._apply(derived, "telephony")
+            if not inputs and before is not None and before.at == message.at and self.crm.get(message.operator):
+                # the newest view again: a replay after a refused output (app/delivery.py)
+                # may find its state stored and its record never sent
+                self.to_publish.add(message.operator)
         elif isinstance(message, (StatusRequested, EndpointRegistered, EndpointUnregistered)):
             self._apply(message, _CAUSES[type(message)])
         else:  # pragma: no cover - the codec admits only the registered types

@@ -1,8 +1,8 @@
 """Operator status traffic for `python -m app simulate`: the CRM side of what the simulated
 operators do (seed 003), on `operator-commands` and `sip-registrations`.
 
-An `OperatorTraffic` is the simulation's `OperatorObserver`: told every login, pause, unpause
-and log-off as the queue_log gets it, it says what the softphone and the CRM said around it:
+An `OperatorTraffic` is the simulation's `OperatorObserver`: told every login, pause, unpause,
+end of wrap-up and log-off as the queue_log gets it, it says what the softphone and the CRM said around it:
 
 - login: the softphone registers (`registered` true) some seconds before the ADDMEMBERs and
   sets ONLINE; an operator who joins the queues paused sets PAUSE just before;
@@ -14,6 +14,9 @@ and log-off as the queue_log gets it, it says what the softphone and the CRM sai
 - now and then (`sip_drop_p` of the shifts) the endpoint drops without a log-off and registers
   again minutes later, which the service answers with "Auto: SIP not registered". The
   queue_log does not show the drop (it is the same with or without this traffic).
+
+- a call's wrap-up over: ONLINE (the service sets WRAP_UP when a call ends, and the CRM keeps
+  it until the operator moves on).
 
 ON_CALL and WRAP_UP are never sent: the service derives them from the calls. Records of one
 operator are in time order, none before `start`. Its randomness is its own, so the queue_log
@@ -157,6 +160,12 @@ class OperatorTraffic:
     def unpaused(self, at: float, agent: str) -> None:
         self._command(agent, "ONLINE", "", "operator", at - self._rng.uniform(*COMMAND_LEAD_S), at)
         self._done(agent, at)
+
+    def ready(self, at: float, agent: str) -> None:
+        """Wrap-up over: the operator sets ONLINE (the CRM keeps WRAP_UP until then, seed 003)."""
+        if agent in self._shifts:
+            self._command(agent, "ONLINE", "", "operator", at, at)
+            self._done(agent, at)
 
     def logged_off(self, at: float, agent: str) -> None:
         self._command(agent, "OFFLINE", "", "operator", at - self._rng.uniform(*COMMAND_LEAD_S), at)

@@ -182,6 +182,9 @@ class OperatorObserver(Protocol):
 
     def logged_off(self, at: float, agent: str) -> None: ...
 
+    def ready(self, at: float, agent: str) -> None:
+        """The operator's wrap-up after a call ended: ready for the next (no queue_log line)."""
+
 
 # operator states
 OFFLINE, READY, RINGING, TALKING, WRAPUP = "offline", "ready", "ringing", "talking", "wrap-up"
@@ -573,6 +576,8 @@ class CallCenterSimulation:
     def _wrapped_up(self, now: float, op: _Operator, version: int) -> None:
         if op.state == WRAPUP and op.version == version:
             op.state = READY
+            if self._observer is not None:
+                self._observer.ready(now, op.agent)
             self._offer(now, op)
 
     def _leave(self, now: float, call: _Call, kind: str) -> None:

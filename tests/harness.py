@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -272,3 +273,31 @@ def consume_all(bootstrap: str, topic: str, idle_s: float = 2.0,
         return records
 
     return asyncio.run(run())
+
+
+class Pushes:
+    """A WebSocket client of /ws/operators in a thread of its own, keeping every message."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.messages: list[dict] = []
+        self.connected = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._listen(),), daemon=True)
+        self.thread.start()
+        assert self.connected.wait(30), "no 'connected' message from /ws/operators"
+
+    async def _listen(self) -> None:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(self.url) as socket:
+                async for message in socket:
+                    body = json.loads(message.data)
+                    self.messages.append(body)
+                    if body.get("type") == "connected":
+                        self.connected.set()
+
+    def statuses(self, operator: str) -> list[str]:
+        return [m["operator"]["status"] for m in list(self.messages)
+                if m.get("type") == "operator_status" and m["operator"]["id"] == operator]

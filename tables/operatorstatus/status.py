@@ -16,7 +16,10 @@ What changes the status:
   set offline automatically, never after a manual status).
 
 Every input carries its time; one older than what the operator's state has seen changes
-nothing (a replay, a late duplicate). Pure: no clock, no I/O.
+nothing (a replay, a late duplicate), except a call's answer or end not yet counted: a
+person's status can overtake the call center's view of a call, and the call still counts
+(the later status stays). Being added to a queue during a call leaves the operator ON_CALL.
+Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -181,6 +184,8 @@ def apply_operator_input(op: Optional[OperatorCrm], event: OperatorInput) -> Ope
 
 def _apply(op: OperatorCrm, event: OperatorInput) -> OperatorOutcome:
     if event.at < op.last_time:
+        if isinstance(event, (CallAnswered, CallFinished)):
+            return _late_call(op, event)
         return OperatorOutcome(op, changed=False)  # older than what is known: a replay
     if isinstance(event, StatusRequested):
         return _set(op, event.at, event.status, event.reason or str(event.status))
@@ -198,6 +203,8 @@ def _apply(op: OperatorCrm, event: OperatorInput) -> OperatorOutcome:
             counted, calls_today=counted.calls_today + 1, talk_today_s=counted.talk_today_s + max(0.0, event.talk_s),
             current_call=None, counted_calls=(*counted.counted_calls, event.callid)[-_COUNTED_KEPT:]))
     if isinstance(event, LoggedIn):
+        if op.current_call is not None:  # added to a queue during a call: on it still
+            return OperatorOutcome(replace(op, last_time=event.at), changed=False)
         return _set(op, event.at, CrmStatus.ONLINE, "logged in")
     if isinstance(event, LoggedOut):
         return _set(op, event.at, CrmStatus.OFFLINE, "offline")
@@ -211,6 +218,23 @@ def _apply(op: OperatorCrm, event: OperatorInput) -> OperatorOutcome:
             return _set(op, event.at, CrmStatus.ONLINE, SIP_REGISTERED)
         return OperatorOutcome(replace(op, last_time=event.at), changed=False)  # a manual status stays
     raise TypeError(f"not an operator input: {event!r}")  # pragma: no cover
+
+
+def _late_call(op: OperatorCrm, event: Union[CallAnswered, CallFinished]) -> OperatorOutcome:
+    """A call's answer or end heard after a later input (a person's status takes a shorter
+    path than the call center's view): the call still counts, the later status stays."""
+    if event.callid in op.counted_calls:
+        return OperatorOutcome(op, changed=False)
+    if isinstance(event, CallAnswered):
+        if op.current_call is not None:
+            return OperatorOutcome(op, changed=False)
+        return OperatorOutcome(replace(op, current_call=event.callid), changed=True)
+    counted = replace(op, counted_calls=(*op.counted_calls, event.callid)[-_COUNTED_KEPT:],
+                      current_call=None if op.current_call == event.callid else op.current_call)
+    if _day(event.at) == op.day:  # yesterday's call is not today's tally
+        counted = replace(counted, calls_today=counted.calls_today + 1,
+                          talk_today_s=counted.talk_today_s + max(0.0, event.talk_s))
+    return OperatorOutcome(counted, changed=True)
 
 
 def _set(op: OperatorCrm, at: float, status: CrmStatus, reason: str, pause: bool = True) -> OperatorOutcome:

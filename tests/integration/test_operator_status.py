@@ -7,11 +7,9 @@ a QueuePause for anyone else is refused, as Asterisk would).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -20,7 +18,7 @@ from urllib.parse import quote
 import pytest
 
 from app.ingest import record_key
-from tests.harness import MANAGER, Worker, free_port, http_get, http_request, produce, wait_until
+from tests.harness import MANAGER, Pushes, Worker, free_port, http_get, http_request, produce, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -56,34 +54,6 @@ class AmiDouble:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
-
-
-class Pushes:
-    """A WebSocket client of /ws/operators in a thread of its own, keeping every message."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.messages: list[dict] = []
-        self.connected = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._listen(),), daemon=True)
-        self.thread.start()
-        assert self.connected.wait(30), "no 'connected' message from /ws/operators"
-
-    async def _listen(self) -> None:
-        import aiohttp
-
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(self.url) as socket:
-                async for message in socket:
-                    body = json.loads(message.data)
-                    self.messages.append(body)
-                    if body.get("type") == "connected":
-                        self.connected.set()
-
-    def statuses(self, operator: str) -> list[str]:
-        return [m["operator"]["status"] for m in list(self.messages)
-                if m.get("type") == "operator_status" and m["operator"]["id"] == operator]
 
 
 @pytest.fixture(scope="module")
