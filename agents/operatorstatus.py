@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, cast
 import faust
 from mode import Service
 
-from app import codec, metrics
+from app import codec
 from app.ami import AmiClient, AmiError, AmiRefused
 from app.batching import BatchedTable, Outbox
 from app.deadletters import dead_letter_body, dead_letter_key
@@ -72,7 +72,6 @@ def _route_task(topic: faust.TopicT, parse: Callable[[Optional[bytes]], Any], na
 
 async def _route(raw: RawInput, parse: Callable[[Optional[bytes]], Any], name: str) -> None:
     meter = StageMeter(name)
-    ignored = metrics.events_ignored.labels(f"{name} tombstone", "true")
     async for messages in raw.batches():
         started = time.perf_counter()
         outbox = Outbox(app)
@@ -81,9 +80,6 @@ async def _route(raw: RawInput, parse: Callable[[Optional[bytes]], Any], name: s
                 checked = parse(message.value)
             except MalformedRecord as exc:
                 outbox.record(topics.dead_letters, dead_letter_key(message), dead_letter_body(message, str(exc)))
-                continue
-            if checked is None:
-                ignored.inc()
                 continue
             outbox.to_partition(topics.os_events, key_partition(checked.operator), checked)
         meter.took_in(len(messages))

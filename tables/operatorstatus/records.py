@@ -7,7 +7,7 @@ typed messages its rules take. Bad records are `MalformedRecord`s (dead letters,
                        the operator's SIP endpoint registered, or went away
     operator-status    the call center's telephony view of an operator (its `id`,
                        `queues`, `current_call`, `calls_today`, `talk_time_today_s`,
-                       `last_event_at`); a tombstone says nothing
+                       `last_event_at`)
 
 Each is keyed by the operator id; the route sends it on in that key's partition.
 """
@@ -99,10 +99,9 @@ def parse_registration(value: Optional[bytes]) -> Union[EndpointRegistered, Endp
     return kind(record.operator, record.time)
 
 
-def parse_telephony(value: Optional[bytes]) -> Optional[TelephonyObserved]:
-    """None for a tombstone (the call center forgot the operator: nothing to learn)."""
-    if value is None:
-        return None
+def parse_telephony(value: Optional[bytes]) -> TelephonyObserved:
+    """The view's transitions-relevant fields. A tombstone is malformed too: the call center
+    never deletes an operator (a record without a value there is someone else's mistake)."""
     view = _model(_TelephonyView, value, "operator-status record")
     assert isinstance(view, _TelephonyView)
     call = view.current_call

@@ -307,8 +307,9 @@ def test_the_rest_of_the_call_centers_view_is_ignored() -> None:
     assert parse_telephony(extra) == parse_telephony(record(TELEPHONY))
 
 
-def test_an_operator_status_tombstone_says_nothing() -> None:
-    assert parse_telephony(None) is None
+def test_an_operator_status_tombstone_is_malformed_the_call_center_never_deletes_an_operator() -> None:
+    with pytest.raises(MalformedRecord, match="operator-status record: no value"):
+        parse_telephony(None)
 
 
 MALFORMED = [
