@@ -5,7 +5,7 @@ An `OperatorTraffic` is the simulation's `OperatorObserver`: told every login, p
 end of wrap-up and log-off as the queue_log gets it, it says what the softphone and the CRM said around it:
 
 - login: the softphone registers (`registered` true) some seconds before the ADDMEMBERs and
-  sets ONLINE; an operator who joins the queues paused sets PAUSE just before;
+  sets ONLINE (PAUSE for an operator who joins the queues paused);
 - pause: the status its reason means (BREAK for lunch and break, TRAINING, MEETING, PAUSE for
   the others; an unnamed pause is now and then a MEETING or DO_NOT_DISTURB), a moment before
   Asterisk's PAUSE: the CRM's QueuePause over AMI is what makes Asterisk write it;
@@ -139,9 +139,9 @@ class OperatorTraffic:
         shift = self._shifts[agent] = _Shift(agent)
         registered = self._time(agent, at - self._rng.uniform(*REGISTER_LEAD_S), at)
         self._push(SipRegistration(agent, agent, True, registered))
-        self._command(agent, "ONLINE", "", "operator", registered + self._rng.uniform(*ONLINE_AFTER_REGISTER_S), at)
-        if paused:
-            self._command(agent, "PAUSE", "", "operator", at - self._rng.uniform(*COMMAND_LEAD_S), at)
+        # the first status: ONLINE, or PAUSE for an operator who joins the queues paused
+        self._command(agent, "PAUSE" if paused else "ONLINE", "", "operator",
+                      registered + self._rng.uniform(*ONLINE_AFTER_REGISTER_S), at)
         self._done(agent, at)
         if self._drop_rate:  # planned now, so the records never depend on how `due` is called
             down = at + self._rng.expovariate(self._drop_rate)

@@ -86,9 +86,8 @@ TRANSFER_TARGETS = (("2000", "from-internal"), ("2100", "billing"), ("700", "par
 MEMBERSHIP_SIZES = ((1, 0.5), (2, 0.35), (3, 0.15))  # how many queues an operator answers
 
 PAUSE_REASONS = (  # reason, weight, median length s
-    ("break", 0.30, 300.0),
-    ("lunch", 0.08, 1500.0),
-    ("training", 0.05, 900.0),
+    ("break", 0.34, 300.0),
+    ("training", 0.06, 900.0),
     ("toilet", 0.20, 180.0),
     ("after-call work", 0.22, 60.0),
     ("", 0.15, 120.0),
@@ -98,9 +97,13 @@ PAUSEALL_P = 0.25
 PAUSE_ONE_QUEUE_P = 0.30  # a per-queue pause covers one queue only, else every queue
 PAUSED_AT_LOGIN_P = 0.15
 LOGGED_IN_AT_START_P = 0.9
-SHIFT_MEAN_S = 2.5 * 3600.0  # mean time logged in before a log-off
+SHIFT_MEAN_S = 8 * 3600.0  # a shift: this long logged in (give or take SHIFT_SPREAD_S), then a log-off
+SHIFT_SPREAD_S = 40 * 60.0
+LUNCH_AFTER_S = (3.5 * 3600.0, 4.5 * 3600.0)  # one lunch per shift, this long after the login
+LUNCH_S = 1800.0  # its median length
 OFFLINE_S = (5 * 60.0, 30 * 60.0)
 CONFIGRELOAD_EVERY_S = 30 * 60.0
+LUNCH = ("lunch", 0.0, LUNCH_S)
 
 # Bursts: now and then one queue gets several times its traffic for a few minutes.
 BURST_GAP_S = 12 * 60.0  # mean quiet time between two bursts
@@ -622,7 +625,9 @@ class CallCenterSimulation:
             self._at(now + self._rng.uniform(10.0, 120.0), self._unpause, op, op.session, False)
         else:
             self._plan_pause(now, op)
-        self._at(now + self._rng.expovariate(1 / SHIFT_MEAN_S), self._logoff, op, op.session)
+        shift = min(max(self._rng.gauss(SHIFT_MEAN_S, SHIFT_SPREAD_S), SHIFT_MEAN_S / 2), SHIFT_MEAN_S * 1.5)
+        self._at(now + shift, self._logoff, op, op.session)
+        self._at(now + self._rng.uniform(*LUNCH_AFTER_S), self._pause, op, op.session, LUNCH)
         self._offer(now, op)
 
     def _logoff(self, now: float, op: _Operator, session: int) -> None:
@@ -645,13 +650,18 @@ class CallCenterSimulation:
     def _plan_pause(self, now: float, op: _Operator) -> None:
         self._at(now + self._rng.expovariate(1 / PAUSE_EVERY_S), self._pause, op, op.session)
 
-    def _pause(self, now: float, op: _Operator, session: int) -> None:
+    def _pause(self, now: float, op: _Operator, session: int, planned: Optional[tuple[str, float, float]] = None) -> None:
+        """A pause of a random reason, or the `planned` one (the shift's lunch)."""
         if session != op.session or op.state == OFFLINE:
             return
-        if op.state == RINGING:
-            self._at(now + 20.0, self._pause, op, session)  # never pause a ringing phone: CONNECT could follow
+        if op.state in ((RINGING, TALKING) if planned else (RINGING,)) or (planned and op.paused):
+            # never pause a ringing phone (CONNECT could follow); lunch waits for the call, or the pause, to end
+            self._at(now + 20.0, self._pause, op, session, planned)
             return
-        reason, _, median = self._rng.choices(PAUSE_REASONS, weights=[w for _, w, _ in PAUSE_REASONS])[0]
+        if not planned and op.paused:
+            self._plan_pause(now, op)  # at lunch: the next one, later
+            return
+        reason, _, median = planned or self._rng.choices(PAUSE_REASONS, weights=[w for _, w, _ in PAUSE_REASONS])[0]
         every = self._rng.random() < PAUSEALL_P
         if every:
             self._emit(now, NONE, NONE, op.agent, "PAUSEALL", reason)
@@ -663,9 +673,10 @@ class CallCenterSimulation:
             op.paused = frozenset(queues)
         if self._observer is not None:
             self._observer.paused(now, op.agent, reason)
-        self._at(now + median * math.exp(self._rng.gauss(0.0, 0.4)), self._unpause, op, session, every)
+        self._at(now + median * math.exp(self._rng.gauss(0.0, 0.4)), self._unpause, op, session, every, not planned)
 
-    def _unpause(self, now: float, op: _Operator, session: int, every: bool) -> None:
+    def _unpause(self, now: float, op: _Operator, session: int, every: bool, plan_next: bool = True) -> None:
+        """The pause ends; after a random one the next is planned (lunch is outside that chain)."""
         if session != op.session or op.state == OFFLINE:
             return
         if every:
@@ -677,7 +688,8 @@ class CallCenterSimulation:
         if self._observer is not None:
             self._observer.unpaused(now, op.agent)
         op.paused = frozenset()
-        self._plan_pause(now, op)
+        if plan_next:
+            self._plan_pause(now, op)
         self._offer(now, op)
 
 

@@ -41,9 +41,9 @@ class Day:
     agents: set[str]
 
 
-def simulate(seed: int = 8, hours: float = 6.0, step: float = 60.0, sip_drop_p: float = 0.3,
+def simulate(seed: int = 8, hours: float = 10.0, step: float = 60.0, sip_drop_p: float = 0.3,
              told: bool = True) -> Day:
-    """A small center (40 operators, 1 ev/s); a generous drop share so a few hours show drops."""
+    """A small center (40 operators, 1 ev/s) for longer than a shift; a generous drop share so a few hours show drops."""
     traffic = OperatorTraffic(seed + 3, START, SHIFT_MEAN_S, sip_drop_p=sip_drop_p,
                               topic_commands="t.operator-commands", topic_registrations="t.sip-registrations")
     simulation = CallCenterSimulation(seed=seed, start=START, rate=1.0, operators=40,
@@ -80,7 +80,7 @@ def test_records_have_the_fixed_wire_format(day):
         topic, key, value = day.traffic.wire(record)
         body = orjson.loads(value)
         assert key == body["operator"].encode() and body["operator"] in day.agents and AGENT.match(body["operator"])
-        assert isinstance(body["time"], float) and START <= body["time"] <= START + 7 * HOUR
+        assert isinstance(body["time"], float) and START <= body["time"] <= START + 11 * HOUR
         if isinstance(record, StatusCommand):
             assert topic == "t.operator-commands"
             assert list(body) == ["operator", "status", "reason", "time", "by"]

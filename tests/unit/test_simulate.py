@@ -224,7 +224,7 @@ def test_any_call_center_keeps_every_rule(seed, rate, operators, queues):
 
 
 def test_callers_leave_a_queue_nobody_staffs():
-    records = simulate(6 * HOUR, seed=3, rate=1.0, operators=1)
+    records = simulate(10 * HOUR, seed=3, rate=1.0, operators=1)  # longer than its operator's shift
     Replay().read(records)
     events = Counter(r.event for r in records)
     assert events["EXITEMPTY"] > 0
@@ -656,3 +656,30 @@ def test_the_command_line_sends_the_operators_crm_side_unless_switched_off(produ
     assert main(args, Settings(topic_qapp_events="qapp-test")) == 0
     topics = {topic for topic, _, _ in producer.instances[-1].sent}
     assert topics == ({"qapp-test", "operator-commands", "sip-registrations"} if crm else {"qapp-test"})
+
+
+def test_a_shift_lasts_about_eight_hours_with_one_lunch_in_its_middle():
+    """What a manager recognises: logged in for a working day, lunch once, half-way through."""
+    records = simulate(20 * HOUR, step=60.0, seed=4, rate=1.0, operators=12)
+    start = records[0].time
+    members: dict[str, int] = defaultdict(int)
+    since: dict[str, float] = {}
+    lunches: dict[str, list[float]] = defaultdict(list)
+    shifts = []
+    for r in records:
+        if r.event == "ADDMEMBER":
+            if not members[r.agent]:
+                since[r.agent] = r.time
+                lunches[r.agent] = []
+            members[r.agent] += 1
+        elif r.event == "REMOVEMEMBER":
+            members[r.agent] -= 1
+            if not members[r.agent] and r.agent in since:
+                shifts.append((r.time - since[r.agent], [t - since[r.agent] for t in lunches[r.agent]]))
+        elif r.event in ("PAUSE", "PAUSEALL") and r.data[:1] == ("lunch",) and r.agent in since:
+            if not lunches[r.agent] or r.time - lunches[r.agent][-1] > 60:  # a per-queue PAUSE per queue: one lunch
+                lunches[r.agent].append(r.time)
+    whole = [(length, lunch) for length, lunch in shifts if since and length > 0]
+    assert len(whole) >= 10 and records[-1].time - start >= 19 * HOUR
+    assert 7 * HOUR <= statistics.mean(length for length, _ in whole) <= 9 * HOUR
+    assert all(len(lunch) == 1 and 3.4 * HOUR <= lunch[0] <= 5.5 * HOUR for length, lunch in whole if length > 5.5 * HOUR)
