@@ -135,7 +135,7 @@ class OperatorStatusStage:
         if isinstance(message, TelephonyObserved):
             before = self.telephony.get(message.operator)
             seen, inputs = telephony_inputs(before, message)
-            if seen != before:
+            if seen is not before:
                 self.telephony.put(message.operator, seen)
             for derived in inputs:
                 self._apply(derived, "telephony")

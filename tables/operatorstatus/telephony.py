@@ -5,7 +5,9 @@ calls and talk time today) on `operator-status`, the latest per operator. What t
 needs are the transitions: logged in, call answered, call finished, logged out. Each view
 is compared with the last one seen: a view may stand for several events (the call center
 publishes once per batch), so a call replaced by another is that call finished and the
-other answered. A view older than the last one seen changes nothing (a replay).
+other answered. A view older than the last one seen changes nothing (a replay). Only a
+view that changes what the CRM reads replaces the last one seen: most views (a pause, a
+ring, time passing) cost no write.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ def telephony_inputs(seen: Optional[TelephonySeen], view: TelephonyObserved) -> 
         inputs.append(CallAnswered(view.operator, view.callid, view.at))
     if before.logged_in and not view.logged_in:
         inputs.append(LoggedOut(view.operator, view.at))
+    if seen is not None and (view.logged_in, view.callid, view.call_since, view.calls_today, view.talk_time_today_s) \
+            == (seen.logged_in, seen.callid, seen.call_since, seen.calls_today, seen.talk_time_today_s):
+        return seen, ()  # nothing the CRM reads changed (a pause, a ring): the last view seen stays
     after = TelephonySeen(view.operator, view.at, view.logged_in, view.callid, view.call_since, view.calls_today,
                           view.talk_time_today_s)
     return after, tuple(inputs)
