@@ -1,4 +1,4 @@
-"""`python -m app …`: worker, ingest, simulate (SPEC.md "CLI").
+"""`python -m app …`: worker, ingest, simulate, krt-sandbox (SPEC.md "CLI").
 
 Every command but `worker` is a module with `add_arguments(parser)` and `main(args,
 settings) -> exit code`, named in `COMMANDS` (the one list) and imported only when run:
@@ -16,6 +16,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS = {  # verb: (module, help)
     "ingest": ("app.ingest", "produce a file's records to the input topics"),
     "simulate": ("dev.simulate", "realistic call-center traffic on qapp-events (an Asterisk double)"),
+    "krt-sandbox": ("dev.krt_sandbox", "the stand-in of the city's KRT API (token, verify an ID, report a status)"),
 }
 
 

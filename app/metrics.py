@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 __all__ = [
     "REGISTRY", "StageRates", "ami_connected", "consumer_lag", "delivery_failures", "event_delay_seconds", "events_ignored",
     "events_in", "events_out", "events_rejected", "external_calls", "http_internal_errors", "http_requests",
-    "late_events", "processing_seconds", "stage_rate", "stage_rates", "staleness_resets", "table_size",
+    "krt_call_seconds", "late_events", "processing_seconds", "stage_rate", "stage_rates", "staleness_resets", "table_size",
 ]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -62,6 +62,11 @@ http_internal_errors = Counter(
 )
 ami_connected = Gauge(
     "switchboard_ami_connected", "1 while the AMI client is connected and logged in to Asterisk, else 0", registry=REGISTRY
+)
+krt_call_seconds = Histogram(
+    "switchboard_krt_call_seconds", "Time from sending an HTTP request to KRT to its answer (or failure), per endpoint",
+    ["endpoint"], registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
 
