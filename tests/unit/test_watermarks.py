@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.partitioner import key_partitioner, partition_of
-from app.streamtime import PartitionProgress, input_lag_s, low_watermark, source_mark
+from app.streamtime import InputTracker, PartitionProgress, input_lag_s, low_watermark, source_mark
 from tables.callcenter.events import CallConnected, CallEntered, MemberPaused
 from tables.callcenter.routing import AGENTS, CALLS, destinations, implausible_time
 
@@ -73,3 +76,56 @@ def test_a_record_from_the_future_is_implausible_but_a_little_skew_is_fine() -> 
     assert implausible_time(NOW + 10, NOW, 300) is None
     reason = implausible_time(NOW + 3600, NOW, 300)
     assert reason is not None and "future" in reason
+
+
+class _Consumer:
+    """The parts of Faust's consumer `InputTracker.fully_read` reads: the end its fetcher last
+    saw (`highwater`), the broker's end now (`highwaters`), the fetch position."""
+
+    def __init__(self, fetched_end: int, broker_end: int, position: int = 0, read: bool = True) -> None:
+        self.fetched_end, self.broker_end, self._position = fetched_end, broker_end, position
+        self._read_offset = {TP: 0} if read else {}
+
+    def highwater(self, tp):
+        return self.fetched_end
+
+    async def highwaters(self, *tps):
+        return {tp: self.broker_end for tp in tps}
+
+    async def position(self, tp):
+        return self._position
+
+
+class _App:
+    def __init__(self, consumer: _Consumer) -> None:
+        self.consumer = consumer
+
+
+TP = ("qapp-events", 0)
+
+
+def _tracker(processed_offset: int | None) -> InputTracker:
+    tracker = InputTracker()
+    if processed_offset is not None:
+        tracker.partitions[0] = PartitionProgress(processed_offset, NOW - 5, 0.1, NOW - 10)
+    return tracker
+
+
+class _Tp(tuple):
+    partition = 0
+
+
+@pytest.mark.parametrize("processed, fetched_end, broker_end, read, position, fully", [
+    (99, 100, 100, True, 0, True),
+    (99, 100, 250, True, 0, False),  # the fetcher's end is old (paused, starved): the broker says more
+    (49, 100, 100, True, 0, False),
+    (None, 100, 100, False, 100, True),  # nothing processed since the assignment, nothing left
+    (None, 100, 180, False, 100, False),
+    (None, 100, 100, True, 100, False),  # fetched records wait in the stream's buffer
+], ids=["read to the end", "an old fetched end", "behind", "nothing to read", "nothing read, more came",
+        "fetched, not processed"])
+def test_a_partition_is_fully_read_only_up_to_the_brokers_end(processed, fetched_end, broker_end, read, position,
+                                                               fully) -> None:
+    consumer = _Consumer(fetched_end, broker_end, position, read)
+    tp = _Tp(TP)
+    assert asyncio.run(_tracker(processed).fully_read(_App(consumer), tp)) is fully
