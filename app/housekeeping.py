@@ -64,8 +64,11 @@ async def _mark(timed: TimedInput, now: float, backlog: int) -> None:
     lags = []
     marks = []
     for tp in _owned(timed.topic.get_topic_name()):
-        progress = tracker.partitions.get(tp.partition)
         fully_read = await tracker.fully_read(app, tp)
+        # read after that await: the route may have taken in a batch meanwhile, and "quiet"
+        # judged on the progress from before it would let a wall-clock mark out while an
+        # upstream is still sending (its next lines then count as late)
+        progress = tracker.partitions.get(tp.partition)
         if progress is not None:
             lag = input_lag_s(progress, fully_read, now)
             if lag is not None:

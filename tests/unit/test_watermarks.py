@@ -129,3 +129,38 @@ def test_a_partition_is_fully_read_only_up_to_the_brokers_end(processed, fetched
     consumer = _Consumer(fetched_end, broker_end, position, read)
     tp = _Tp(TP)
     assert asyncio.run(_tracker(processed).fully_read(_App(consumer), tp)) is fully
+
+
+def test_a_batch_taken_in_while_the_end_is_checked_keeps_the_mark_at_event_time(monkeypatch) -> None:
+    """The tick checks "fully read" (a broker round trip); if the route takes in a batch
+    meanwhile, "quiet" must be judged on that batch: a wall-clock mark then would close
+    windows while the upstream is still sending (seen in CI under load)."""
+    import orjson
+
+    from app import housekeeping
+
+    tracker = InputTracker()
+    tracker.partitions[0] = PartitionProgress(99, NOW - 300, 0.1, NOW - 60)  # quiet for a minute
+
+    async def fully_read(app, tp) -> bool:
+        tracker.partitions[0] = PartitionProgress(199, NOW - 200, 0.1, NOW)  # a batch, just now
+        return True
+
+    sent: list[bytes] = []
+
+    class Stage:
+        async def send(self, value: bytes, partition: int) -> None:
+            sent.append(value)
+
+    class Topic:
+        def get_topic_name(self) -> str:
+            return "qapp-events"
+
+    class _TP(tuple):
+        partition = 0
+        topic = "qapp-events"
+
+    monkeypatch.setattr(tracker, "fully_read", fully_read)
+    monkeypatch.setattr(housekeeping, "_owned", lambda name: [_TP(("qapp-events", 0))])
+    asyncio.run(housekeeping._mark(housekeeping.TimedInput(Topic(), tracker, Stage()), NOW, 0))  # type: ignore[arg-type]
+    assert sent and {fields["time"] for _, fields in orjson.loads(sent[0])} == {NOW - 200}
