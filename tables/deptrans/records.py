@@ -23,6 +23,7 @@ from typing import Annotated, Optional, Union
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
+from app.records import record_model
 from tables.deptrans.drivers import (
     DriverStatus,
     PositionReported,
@@ -109,27 +110,13 @@ class ProfileRecord(_Upstream):
         return sorted({normalise_category(c) for c in value} - {""})
 
 
-def _model(kind: type[BaseModel], value: Optional[bytes], what: str) -> BaseModel:
-    if value is None:
-        raise MalformedRecord(f"{what}: no value")
-    try:
-        return kind.model_validate(orjson.loads(value))
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRecord(f"{what}: not JSON ({exc})") from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
-        raise MalformedRecord(f"{what}: {problems}"[:500]) from None
-
-
 def parse_contractor_status(value: Optional[bytes]) -> StatusChanged:
-    record = _model(ContractorStatusRecord, value, "contractor-status record")
-    assert isinstance(record, ContractorStatusRecord)
+    record = record_model(ContractorStatusRecord, value, "contractor-status record", MalformedRecord)
     return StatusChanged(record.park_id, record.driver_id, record.status, record.time)
 
 
 def parse_position(value: Optional[bytes]) -> PositionReported:
-    record = _model(PositionRecord, value, "driver-positions record")
-    assert isinstance(record, PositionRecord)
+    record = record_model(PositionRecord, value, "driver-positions record", MalformedRecord)
     return PositionReported(record.park_id, record.driver_id, record.lat, record.lon, record.time)
 
 
@@ -161,8 +148,7 @@ def parse_profile(key: Union[bytes, str, None], value: Optional[bytes]) -> Profi
         if ids is None:
             raise MalformedRecord("driver-profiles record: a tombstone without a key")
         return ProfileChanged(*ids, None)
-    record = _model(ProfileRecord, value, "driver-profiles record")
-    assert isinstance(record, ProfileRecord)
+    record = record_model(ProfileRecord, value, "driver-profiles record", MalformedRecord)
     named = (record.park_id, record.driver_id)
     if None not in named and ids is not None and named != ids:
         raise MalformedRecord(f"driver-profiles record: park_id, driver_id: {named} but the key says {ids}")

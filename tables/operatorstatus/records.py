@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import Annotated, Optional, Union
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.records import record_model
 from tables.operatorstatus.status import CrmStatus, EndpointRegistered, EndpointUnregistered, StatusRequested
 from tables.operatorstatus.telephony import TelephonyObserved
 
@@ -74,27 +75,13 @@ class _TelephonyView(BaseModel):
     last_event_at: float = Field(ge=0, allow_inf_nan=False)
 
 
-def _model(kind: type[BaseModel], value: Optional[bytes], what: str) -> BaseModel:
-    if value is None:
-        raise MalformedRecord(f"{what}: no value")
-    try:
-        return kind.model_validate(orjson.loads(value))
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRecord(f"{what}: not JSON ({exc})") from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
-        raise MalformedRecord(f"{what}: {problems}"[:500]) from None
-
-
 def parse_command(value: Optional[bytes]) -> StatusRequested:
-    record = _model(CommandRecord, value, "operator-commands record")
-    assert isinstance(record, CommandRecord)
+    record = record_model(CommandRecord, value, "operator-commands record", MalformedRecord)
     return StatusRequested(record.operator, record.status, record.reason, record.time, record.by)
 
 
 def parse_registration(value: Optional[bytes]) -> Union[EndpointRegistered, EndpointUnregistered]:
-    record = _model(RegistrationRecord, value, "sip-registrations record")
-    assert isinstance(record, RegistrationRecord)
+    record = record_model(RegistrationRecord, value, "sip-registrations record", MalformedRecord)
     kind = EndpointRegistered if record.registered else EndpointUnregistered
     return kind(record.operator, record.time)
 
@@ -102,8 +89,7 @@ def parse_registration(value: Optional[bytes]) -> Union[EndpointRegistered, Endp
 def parse_telephony(value: Optional[bytes]) -> TelephonyObserved:
     """The view's transitions-relevant fields. A tombstone is malformed too: the call center
     never deletes an operator (a record without a value there is someone else's mistake)."""
-    view = _model(_TelephonyView, value, "operator-status record")
-    assert isinstance(view, _TelephonyView)
+    view = record_model(_TelephonyView, value, "operator-status record", MalformedRecord)
     call = view.current_call
     return TelephonyObserved(view.id, view.last_event_at, bool(view.queues), None if call is None else call.callid,
                              None if call is None else call.since, view.calls_today, view.talk_time_today_s)

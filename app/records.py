@@ -1,0 +1,31 @@
+"""Input records of other services: JSON values checked against a pydantic model.
+
+Every domain that reads a topic others write turns a bad record into its own
+`MalformedRecord` (a dead letter with the reason); the reading and the reason's wording
+are the same everywhere, so they live here.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+__all__ = ["record_model"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def record_model(kind: type[M], value: Optional[bytes], what: str, malformed: type[ValueError]) -> M:
+    """`value` as a `kind`, or `malformed` saying why: no value, not JSON, or up to five
+    field problems ("<field>: <problem>"), prefixed with `what` (e.g. the topic's record)."""
+    if value is None:
+        raise malformed(f"{what}: no value")
+    try:
+        return kind.model_validate(orjson.loads(value))
+    except orjson.JSONDecodeError as exc:
+        raise malformed(f"{what}: not JSON ({exc})") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
+        raise malformed(f"{what}: {problems}"[:500]) from None
