@@ -27,12 +27,13 @@ import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from app.ami import encode_message, read_message
+from dev.control import control_errors, read_body
 from web.errors import json_error
 
 __all__ = [
@@ -357,31 +358,6 @@ class _DownBody(_Body):
     down: bool
 
 
-async def _body(request: web.Request, model: type[_Body]) -> Any:
-    try:
-        return model.model_validate_json(await request.read())
-    except ValidationError as exc:
-        raise _BadBody(f"{model.__name__.lstrip('_')}: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()))
-
-
-class _BadBody(Exception):
-    pass
-
-
-@web.middleware
-async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        response: web.StreamResponse = await handler(request)
-        return response
-    except _BadBody as exc:
-        return json_error(400, str(exc))
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return json_error(exc.status, exc.reason)
-
-
 def control_app(double: AmiDouble) -> web.Application:
     """The HTTP control of a double: what it was asked, its members, its faults."""
     routes = web.RouteTableDef()
@@ -402,25 +378,25 @@ def control_app(double: AmiDouble) -> web.Application:
 
     @routes.post("/members")
     async def set_member(request: web.Request) -> web.Response:
-        body: _MemberBody = await _body(request, _MemberBody)
+        body: _MemberBody = await read_body(request, _MemberBody)
         return web.json_response(asdict(double.set_member(body.queue, body.interface, body.paused, body.reason, body.name)))
 
     @routes.delete("/members")
     async def remove_member(request: web.Request) -> web.Response:
-        body: _MemberKey = await _body(request, _MemberKey)
+        body: _MemberKey = await read_body(request, _MemberKey)
         if not double.remove_member(body.queue, body.interface):
             return json_error(404, f"{body.interface} is no member of {body.queue}")
         return web.json_response({"ok": True})
 
     @routes.post("/fail")
     async def fail(request: web.Request) -> web.Response:
-        body: _FailBody = await _body(request, _FailBody)
+        body: _FailBody = await read_body(request, _FailBody)
         double.fail(body.action, body.count, body.message)
         return web.json_response({"ok": True})
 
     @routes.post("/delay")
     async def delay(request: web.Request) -> web.Response:
-        body: _DelayBody = await _body(request, _DelayBody)
+        body: _DelayBody = await read_body(request, _DelayBody)
         double.delay(body.action, body.seconds)
         return web.json_response({"ok": True})
 
@@ -431,7 +407,7 @@ def control_app(double: AmiDouble) -> web.Application:
 
     @routes.post("/down")
     async def down(request: web.Request) -> web.Response:
-        body: _DownBody = await _body(request, _DownBody)
+        body: _DownBody = await read_body(request, _DownBody)
         double.refuse_connections(body.down)
         return web.json_response({"ok": True})
 
@@ -446,7 +422,7 @@ def control_app(double: AmiDouble) -> web.Application:
         double.emit(event)
         return web.json_response({"ok": True})
 
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[control_errors])
     app.add_routes(routes)
     return app
 

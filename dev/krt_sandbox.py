@@ -118,7 +118,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from web.errors import json_error
+from dev.control import control_errors, read_body
 
 __all__ = [
     "DEFAULT_CLIENT_ID", "DEFAULT_CLIENT_SECRET", "DEFAULT_CONTROL_PORT", "DEFAULT_PORT", "ENDPOINTS", "KrtSandbox",
@@ -517,31 +517,6 @@ class _RegistrationBody(_Body):
     license_number: str = Field(min_length=1)
 
 
-class _BadBody(Exception):
-    pass
-
-
-async def _body(request: web.Request, model: type[_Body]) -> Any:
-    try:
-        return model.model_validate_json(await request.read() or b"{}")
-    except ValidationError as exc:
-        raise _BadBody(f"{model.__name__.lstrip('_')}: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()))
-
-
-@web.middleware
-async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        response: web.StreamResponse = await handler(request)
-        return response
-    except _BadBody as exc:
-        return json_error(400, str(exc))
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return json_error(exc.status, exc.reason)
-
-
 def control_app(sandbox: KrtSandbox) -> web.Application:
     """The HTTP control of a sandbox: its state, what it was asked, its faults."""
     routes = web.RouteTableDef()
@@ -553,19 +528,19 @@ def control_app(sandbox: KrtSandbox) -> web.Application:
 
     @routes.post("/down")
     async def down(request: web.Request) -> web.Response:
-        body: _DownBody = await _body(request, _DownBody)
+        body: _DownBody = await read_body(request, _DownBody, empty=b"{}")
         await sandbox.set_down(body.down)
         return web.json_response(ok)
 
     @routes.post("/delay")
     async def delay(request: web.Request) -> web.Response:
-        body: _DelayBody = await _body(request, _DelayBody)
+        body: _DelayBody = await read_body(request, _DelayBody, empty=b"{}")
         sandbox.slow_down(body.delay_s, body.endpoint)
         return web.json_response(ok)
 
     @routes.post("/fail")
     async def fail(request: web.Request) -> web.Response:
-        body: _FailBody = await _body(request, _FailBody)
+        body: _FailBody = await read_body(request, _FailBody, empty=b"{}")
         sandbox.fail(body.status, body.count, body.endpoint)
         return web.json_response(ok)
 
@@ -576,13 +551,13 @@ def control_app(sandbox: KrtSandbox) -> web.Application:
 
     @routes.post("/tokens/ttl")
     async def ttl(request: web.Request) -> web.Response:
-        body: _TtlBody = await _body(request, _TtlBody)
+        body: _TtlBody = await read_body(request, _TtlBody, empty=b"{}")
         sandbox.set_token_ttl(body.ttl_s)
         return web.json_response(ok)
 
     @routes.post("/registrations")
     async def register(request: web.Request) -> web.Response:
-        body: _RegistrationBody = await _body(request, _RegistrationBody)
+        body: _RegistrationBody = await read_body(request, _RegistrationBody, empty=b"{}")
         sandbox.register(body.deptrans_id, body.license_number)
         return web.json_response(ok)
 
@@ -600,7 +575,7 @@ def control_app(sandbox: KrtSandbox) -> web.Application:
         await sandbox.reset()
         return web.json_response(ok)
 
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[control_errors])
     app.add_routes(routes)
     return app
 
