@@ -22,8 +22,8 @@ from app.main import app, settings
 from web import errors
 from web.errors import ApiError
 
-__all__ = ["ApiView", "FORWARDED", "ask_all", "ask_owner", "authorize", "error_response", "fetch_json", "standby_caught_up",
-           "worker_urls"]
+__all__ = ["ApiView", "FORWARDED", "ask_all", "ask_owner", "authorize", "error_response", "fetch_json", "send_command",
+           "standby_caught_up", "worker_urls"]
 
 log = logging.getLogger(__name__)
 FORWARDED = "X-Switchboard-Forwarded"
@@ -93,6 +93,17 @@ def worker_urls() -> list[str]:
     urls = {str(url).rstrip("/") for url in app.assignor.tables_metadata()}
     urls.add(settings.canonical_url)
     return sorted(urls)
+
+
+async def send_command(topic: Any, key: bytes, value: bytes, what: str = "command") -> None:
+    """A command a caller waits for, on `topic`, acknowledged by Kafka within
+    COMMAND_ACK_TIMEOUT_S; else ApiError 503 (it may or may not be applied)."""
+    try:
+        await app.producer.send_answered(  # type: ignore[attr-defined]
+            topic.get_topic_name(), key, value, settings.command_ack_timeout_s)
+    except Exception as exc:
+        raise ApiError(503, "unavailable", f"Kafka did not take the {what} ({type(exc).__name__}); "
+                                           "it may or may not be applied: send it again") from None
 
 
 async def fetch_json(url: str) -> Any:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from faust import web
 from pydantic import Field, model_validator
 
-from app.main import app, settings
+from app.main import app
 from tables.ivr.commands import (
     BindInbound,
     BindInboundRecord,
@@ -37,7 +37,7 @@ from tables.ivr.commands import (
 from tables.ivr.phones import InvalidPhone, normalise
 from tables.ivr.rules import CallBack, Routing, call_back, routing_of
 from tables.ivr.store import bindings_table, counters, ivr, rules_table, topics
-from web.common import ApiError, ApiView, ask_owner
+from web.common import ApiError, ApiView, ask_owner, send_command
 from web.params import Body, EpochSeconds, Identifier, Query, body, query
 
 __all__ = ["InboundNumber", "MakeCall", "RouteToIvrView", "RouteToOperatorView", "RoutingView"]
@@ -93,13 +93,7 @@ async def _submit(record: Command) -> IvrCommand:
         command = validated(record, ivr.ivr_default_region, ivr.ivr_binding_ttl_s, ivr.ivr_max_ttl_s)
     except MalformedCommand as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
-    try:
-        await app.producer.send_answered(  # type: ignore[attr-defined]
-            topics.ivr_commands.get_topic_name(), command_key(command).encode(), command_record(command),
-            settings.command_ack_timeout_s)
-    except Exception as exc:
-        raise ApiError(503, "unavailable", f"Kafka did not take the command ({type(exc).__name__}); "
-                                           "it may or may not be applied: send it again") from None
+    await send_command(topics.ivr_commands, command_key(command).encode(), command_record(command))
     return command
 
 

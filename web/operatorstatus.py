@@ -29,7 +29,7 @@ from tables.operatorstatus.records import Reason, command_record
 from tables.operatorstatus.status import CrmStatus
 from tables.operatorstatus.store import crm_table, topics
 from tables.operatorstatus.views import crm_fields
-from web.common import ApiError, ApiView, authorize
+from web.common import ApiError, ApiView, authorize, send_command
 from web.params import Body, body, identifier
 
 __all__ = ["CrmFacet", "CrmPushFeed", "OperatorStatusView", "OperatorsSocket", "push_feed"]
@@ -58,12 +58,7 @@ class OperatorStatusView(ApiView):
             value = command_record(operator, asked.status, asked.reason, now, role)
         except ValueError as exc:  # the path's id is more than a record allows
             raise ApiError(400, "bad_request", str(exc)) from None
-        try:
-            await app.producer.send_answered(  # type: ignore[attr-defined]
-                topics.operator_commands.get_topic_name(), operator.encode(), value, settings.command_ack_timeout_s)
-        except Exception as exc:
-            raise ApiError(503, "unavailable", f"Kafka did not take the status ({type(exc).__name__}); "
-                                               "it may or may not be applied: send it again") from None
+        await send_command(topics.operator_commands, operator.encode(), value, "status")
         return self.ok({"operator": operator, "status": str(asked.status), "reason": asked.reason, "at": now},
                        status=202)
 
