@@ -73,7 +73,10 @@ start() {
   write_config
   if [ ! -f "$dir/data/meta.properties" ]; then
     log "formatting storage in $dir/data"
-    [ -s "$dir/cluster.id" ] || python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' > "$dir/cluster.id"
+    [ -s "$dir/cluster.id" ] || python3 -c 'import base64,uuid
+# like Kafka'"'"'s own Uuid.randomUuid: never an id that starts with "-" (the format tool would read it as an option)
+while (i := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"): pass
+print(i)' > "$dir/cluster.id"
     (java_cmd kafka.tools.StorageTool format -t "$(cat "$dir/cluster.id")" \
       -c "$dir/server.properties" --ignore-formatted) >"$dir/format.log" 2>&1 \
       || { cat "$dir/format.log" >&2; exit 1; }
