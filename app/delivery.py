@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from app import metrics
+from app.changelog import changelogs
 from app.consumer import TunedConsumer
 
 __all__ = ["Deliveries", "GuardedConsumer", "GuardedProducer", "GuardedTransport", "NotDelivered"]
@@ -70,6 +71,7 @@ class GuardedProducer(faust_aiokafka.Producer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.deliveries = Deliveries(on_failure=self._on_failure)
+        changelogs.producer = self
 
     async def send(self, topic: str, key: Any, value: Any, partition: Any, timestamp: Any, headers: Any,
                    *, transactional_id: Optional[str] = None) -> Any:
@@ -87,6 +89,7 @@ class GuardedProducer(faust_aiokafka.Producer):
         whose changelog writes were still queued, and a kill then loses them. This waits for
         each one queued at the call (their futures resolve once Kafka has them; a refusal
         raises, and the commit does not happen)."""
+        await changelogs.flush()  # the table writes of our stages (app/changelog.py)
         queued = list(self.buffer.pending._queue)  # type: ignore[attr-defined]  # asyncio.Queue's deque
         await super().flush()
         if queued:

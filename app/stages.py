@@ -18,6 +18,7 @@ import faust
 
 from app import codec, metrics
 from app.batching import in_partition_of, take_ready
+from app.changelog import changelogs
 from app.deadletters import dead_letter
 from app.main import app, dead_letters, settings
 from app.partitioner import partition_of
@@ -80,6 +81,7 @@ async def process_envelopes(stream: Any, stage: str, batch_of: Callable[[int], A
                 for _, messages in envelopes:
                     batch.apply_all(messages)
                 batch.store()
+            await changelogs.flush()
             await batch.outbox.flush()
         meter.seconds.observe(time.perf_counter() - started)
 

@@ -9,6 +9,7 @@ from typing import Any, Callable, Generic, Iterator, Optional, TypeVar
 import faust
 import orjson
 
+from app.changelog import changelogs
 from app.codec import dumps
 
 __all__ = ["StateTable", "UNBOUNDED", "items_in_partition"]
@@ -63,11 +64,11 @@ class StateTable(Generic[T]):
     def stored(self, key: str) -> Optional[T]:
         """What the store holds for `key`, past the cache: the read for partitions this worker
         keeps as a standby replica, which Faust updates from the changelog underneath any cache."""
-        raw = self.table.get(key)
+        raw = changelogs.read(self.table, key.encode())
         return None if raw is None else self.decode(orjson.loads(raw))
 
     def put(self, key: str, state: T) -> None:
-        self.table[key] = dumps(state)
+        changelogs.write(self.table, key.encode(), dumps(state))
         if self.cache is not None:
             self.cache.pop(key, None)
             self._remember(key, state)
@@ -82,8 +83,9 @@ class StateTable(Generic[T]):
             self._remember(key, _ABSENT)
         if self.keys:
             self.keys.get(self.partition_of(key), set()).discard(key)
-        if key in self.table:
-            del self.table[key]
+        raw_key = key.encode()
+        if changelogs.read(self.table, raw_key) is not None:
+            changelogs.write(self.table, raw_key, None)
 
     def _remember(self, key: str, state: object) -> None:
         cache = self.cache
