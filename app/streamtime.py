@@ -148,7 +148,7 @@ class InputTracker:
             # fetch and nothing fetched is waiting in the stream's buffer
             if progress is not None or consumer._read_offset.get(tp) is not None:  # no public accessor
                 return False
-            position = await consumer.position(tp)
+            position = await _position(consumer, tp)
             if position is None or position < end:
                 return False
         try:
@@ -157,8 +157,18 @@ class InputTracker:
             return False
         if progress is not None:
             return progress.offset + 1 >= end
-        position = await consumer.position(tp)
+        position = await _position(consumer, tp)
         return position is not None and position >= end
+
+
+async def _position(consumer: Any, tp: Any) -> Optional[int]:
+    """The consumer's position in `tp`; None when it has none: the partition was revoked while
+    the tick was on its way (a rebalance; aiokafka raises IllegalStateError), or no answer."""
+    try:
+        position: Optional[int] = await consumer.position(tp)
+    except Exception:
+        return None
+    return position
 
 
 class Every:

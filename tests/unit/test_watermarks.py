@@ -131,6 +131,19 @@ def test_a_partition_is_fully_read_only_up_to_the_brokers_end(processed, fetched
     assert asyncio.run(_tracker(processed).fully_read(_App(consumer), tp)) is fully
 
 
+class _Revoked(_Consumer):
+    async def position(self, tp):
+        from aiokafka.errors import IllegalStateError
+        raise IllegalStateError(f"Partition {tp} is not assigned")
+
+
+def test_a_partition_revoked_while_the_tick_asks_is_not_fully_read_and_nothing_raises() -> None:
+    """A rebalance between the tick's list of owned partitions and its question: aiokafka
+    raises for a partition no longer assigned; that crashed the worker (a two-worker test)."""
+    consumer = _Revoked(100, 100, 100, read=False)
+    assert asyncio.run(_tracker(None).fully_read(_App(consumer), _Tp(TP))) is False
+
+
 def test_a_batch_taken_in_while_the_end_is_checked_keeps_the_mark_at_event_time(monkeypatch) -> None:
     """The tick checks "fully read" (a broker round trip); if the route takes in a batch
     meanwhile, "quiet" must be judged on that batch: a wall-clock mark then would close
