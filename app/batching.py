@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import weakref
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any, AsyncIterator, Generic, Iterator, Optional, TypeVar
 
 import faust
@@ -22,7 +23,7 @@ import faust.streams
 from app import metrics
 from app.codec import pack
 
-__all__ = ["BatchedTable", "Outbox", "in_partition_of", "more_in_kafka", "take_ready"]
+__all__ = ["BatchedTable", "Outbox", "in_partition", "in_partition_of", "more_in_kafka", "take_ready"]
 
 T = TypeVar("T")
 _DELETED = object()
@@ -56,6 +57,25 @@ def in_partition_of(event: faust.EventT) -> Iterator[None]:
         yield
     finally:
         faust.streams._current_event.reset(token)
+
+
+class _PartitionEvent:
+    """What Faust's tables and `app/changelog.py` read of an event: its message's partition."""
+
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition, topic=None)
+
+
+@contextmanager
+def in_partition(partition: int) -> Iterator[None]:
+    """Table reads and writes inside the block are in `partition`, outside of any stream:
+    for a task that owns the partition's state beside its stage (the KRT sender), between
+    awaits (so never interleaved with the stage's own batch)."""
+    event = _PartitionEvent(partition)
+    with in_partition_of(event):  # type: ignore[arg-type]
+        yield
 
 
 async def take_ready(stream: Any, max_events: int) -> AsyncIterator[list[faust.EventT]]:

@@ -36,23 +36,40 @@ fi
 export WEB_PORT=$web_port DATA_DIR=${DATA_DIR:-$root/.cache/run/data} LOG_FORMAT=${LOG_FORMAT:-text}
 token=$(printf '%s' "${AUTH_TOKENS:-dev-manager-token=manager}" | tr ',' '\n' | awk -F= '$2=="manager"{print $1; exit}')
 
+# a stand-in for an external system, started in the background; waits for its "listening" line
+doubles=()
+start_double() {  # name, log file, command...
+  local name=$1 log=$2; shift 2
+  say "starting $name (log: $log)"
+  "$PY" "$@" >"$log" 2>&1 &
+  local pid=$!
+  doubles+=("$pid")
+  for _ in $(seq 1 50); do
+    if grep -q "listening" "$log" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then say "$name stopped; its log says:"; tail -30 "$log"; exit 1; fi
+    sleep 0.1
+  done
+}
+
 # the Asterisk Manager Interface double (dev/ami_double.py); --lenient: the simulator's
 # operators become queue members on their first QueuePause
 ami_port=${AMI_PORT:-5038}
-say "starting the AMI double on 127.0.0.1:$ami_port (log: $logs/ami.log)"
-"$PY" -m dev.ami_double --port "$ami_port" --control-port "${AMI_CONTROL_PORT:-5039}" --lenient >"$logs/ami.log" 2>&1 &
-ami_pid=$!
-for _ in $(seq 1 50); do
-  if grep -q "listening" "$logs/ami.log" 2>/dev/null; then break; fi
-  if ! kill -0 "$ami_pid" 2>/dev/null; then say "the AMI double stopped; its log says:"; tail -30 "$logs/ami.log"; exit 1; fi
-  sleep 0.1
-done
+start_double "the AMI double on 127.0.0.1:$ami_port" "$logs/ami.log" \
+  -m dev.ami_double --port "$ami_port" --control-port "${AMI_CONTROL_PORT:-5039}" --lenient
+# the city's KRT (dev/krt_sandbox.py; control API on its own port) and `personal` (dev/personal.py)
+krt_port=${KRT_PORT:-8088}
+start_double "the KRT sandbox on 127.0.0.1:$krt_port" "$logs/krt.log" \
+  -m dev.krt_sandbox --port "$krt_port" --control-port "${KRT_CONTROL_PORT:-8089}"
+personal_port=${PERSONAL_PORT:-8095}
+start_double "the personal stand-in on 127.0.0.1:$personal_port" "$logs/personal.log" -m dev.personal --port "$personal_port"
+export KRT_URL=${KRT_URL:-http://switchboard:switchboard@127.0.0.1:$krt_port}
+export PERSONAL_URL=${PERSONAL_URL:-http://127.0.0.1:$personal_port}
 export AMI_URL=${AMI_URL:-ami://switchboard:switchboard@127.0.0.1:$ami_port}
 
 say "starting a worker (log: $logs/worker.log)"
 "$PY" -m app worker -l info >"$logs/worker.log" 2>&1 &
 pids+=($!)
-pids+=("$ami_pid")  # after the worker's: the readiness loop below watches pids[0]
+pids+=("${doubles[@]}")  # after the worker's: the readiness loop below watches pids[0]
 for i in $(seq 1 120); do
   if curl -fsS "http://127.0.0.1:$web_port/ready" >/dev/null 2>&1; then break; fi
   if ! kill -0 "${pids[0]}" 2>/dev/null; then say "the worker stopped; its log says:"; tail -30 "$logs/worker.log"; exit 1; fi

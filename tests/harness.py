@@ -105,7 +105,8 @@ class Deployment:
         return f"{self.name}.{public_name}"
 
     def env(self, **overrides: Any) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "APP_", "TOPIC_", "WEB_", "AMI_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "APP_", "TOPIC_", "WEB_", "AMI_", "KRT_",
+                                                                              "PERSONAL_"))}
         env.update(
             KAFKA_BOOTSTRAP=self.broker.bootstrap,
             APP_ID=self.name,
@@ -120,7 +121,8 @@ class Deployment:
         )
         for public in ("qapp_events", "call_status", "operator_status", "queue_status", "queue_metrics", "dead_letters",
                        "ivr_commands", "ivr_routing_rules", "operator_commands", "sip_registrations",
-                       "operator_crm_status"):
+                       "operator_crm_status", "contractor_status", "driver_positions", "driver_profiles",
+                       "deptrans_profiles", "deptrans_session_statuses"):
             env[f"TOPIC_{public.upper()}"] = self.topic(public.replace("_", "-"))
         env.update({k: str(v) for k, v in self.extra_env.items()})
         env.update({k: str(v) for k, v in overrides.items()})

@@ -85,6 +85,12 @@ class DeptransSettings(DomainSettings):
     # a send with no answer after this long is presumed lost (its worker died) and sent again
     krt_lease_s: float = Field(30.0, gt=0)
 
+    # `personal`, where a licence's number is kept behind its pd id (unset: nothing can be sent to KRT)
+    personal_url: Optional[str] = None
+    personal_timeout_s: float = Field(2.0, gt=0)
+    krt_breaker_failures: int = Field(5, ge=1)  # failed sends in a row that give KRT a rest...
+    krt_breaker_max_s: float = Field(60.0, gt=0)  # ...of 1 s, doubling while it stays down, up to this
+
     # topic names (defaults per SPEC.md)
     topic_contractor_status: str = "contractor-status"
     topic_driver_positions: str = "driver-positions"
