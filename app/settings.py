@@ -33,7 +33,7 @@ class Settings(DomainSettings):
     web_bind: str = "127.0.0.1"  # interface the web server listens on
     data_dir: Path = Path(".cache/data")
     partitions: int = Field(4, ge=1)
-    auth_tokens: str = "dev-manager-token=manager,dev-service-token=service,dev-admin-token=admin"
+    auth_tokens: str = "dev-manager-token=manager,dev-service-token=service,dev-admin-token=admin,dev-driver-token=driver"
     log_level: str = "info"
     log_format: str = "json"  # json | text
 

@@ -36,10 +36,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
 from app.settings import Settings
+from dev.driver_traffic import DriverTraffic
 from dev.ivr_traffic import IvrTraffic
 from dev.operator_traffic import SIP_DROP_P, OperatorTraffic
 from tables.callcenter.events import NONE, QueueLogRecord
 from tables.callcenter.queue_log import to_json
+from tables.deptrans.settings import deptrans_settings
 from tables.ivr.settings import ivr_settings
 
 __all__ = [
@@ -757,6 +759,7 @@ async def run(
     process: int = 0,
     processes: int = 1,
     ivr_orders: float = 0.0,
+    driver_statuses: float = 0.0,
     operator_status: bool = False,
     sip_drop_p: float = SIP_DROP_P,
 ) -> int:
@@ -770,11 +773,14 @@ async def run(
     stopped, and the cancellation propagates). `loss` is the share of the records dropped
     at random (never sent; they count in the rate), as a lossy log would. `ivr_orders`
     passengers' orders per second also go to `ivr-commands` (dev/ivr_traffic.py), beside
-    the rate. With `operator_status` (the command line's default) the operators' CRM status
-    changes and softphone registrations go to `operator-commands` and `sip-registrations`
-    (dev/operator_traffic.py: about seven records per operator-hour logged in, two per login,
-    so as many again as the ADDMEMBERs while a shift starts; `sip_drop_p` of the shifts lose
-    the endpoint a while), also beside the rate: counted neither in it nor in the number
+    the rate; `driver_statuses` drivers' status changes per second (with their profiles
+    first and a position before each status) go to `contractor-status`, `driver-positions`
+    and `driver-profiles` (dev/driver_traffic.py), beside the rate too. With `operator_status`
+    (the command line's default) the operators' CRM status changes and softphone
+    registrations go to `operator-commands` and `sip-registrations` (dev/operator_traffic.py:
+    about seven records per operator-hour logged in, two per login, so as many again as the
+    ADDMEMBERs while a shift starts; `sip_drop_p` of the shifts lose the endpoint a while),
+    also beside the rate: counted neither in it nor in the number
     returned, and sent with the queue_log records of their time, never ahead of them.
     """
     if speed <= 0:
@@ -792,6 +798,11 @@ async def run(
     topic = settings.topic_qapp_events
     ivr = IvrTraffic(seed + 2, ivr_orders, wall_start, prefix=f"sim{process}") if ivr_orders > 0 else None
     ivr_topic = ivr_settings().topic_ivr_commands
+    drivers = (DriverTraffic(seed + 4, driver_statuses, wall_start, prefix=f"sim{process}")
+               if driver_statuses > 0 else None)
+    dt = deptrans_settings()
+    driver_topics = {"profiles": dt.topic_driver_profiles, "positions": dt.topic_driver_positions,
+                     "statuses": dt.topic_contractor_status}
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     buffered: deque[QueueLogRecord] = deque()
     sim_step = max(0.01, min(1.0, 20.0 / rate)) * speed  # simulated seconds per model step
@@ -827,7 +838,9 @@ async def run(
             f"operators logged in, {len(simulation.queues)} queues, records' clock {clock:+.1f} s, seed {seed}"
             + (f"; {ivr.sent} IVR commands of {ivr.count} orders to {ivr_topic}" if ivr is not None else "")
             + (f"; {crm.commands} status commands to {crm.topic_commands}, {crm.registrations} SIP registrations "
-               f"to {crm.topic_registrations}" if crm is not None else "") + ")")
+               f"to {crm.topic_registrations}" if crm is not None else "")
+            + (f"; drivers: {drivers.sent['statuses']} statuses, {drivers.sent['positions']} positions, "
+               f"{drivers.sent['profiles']} profiles of {drivers.drivers}" if drivers is not None else "") + ")")
 
     try:
         if progress:
@@ -858,6 +871,9 @@ async def run(
             pending += [await producer.send(topic, value=record_json(r), key=record_key(r)) for r in batch]
             if ivr is not None:
                 pending += [await producer.send(ivr_topic, value=value, key=key) for key, value in ivr.due(time.time())]
+            if drivers is not None:
+                pending += [await producer.send(driver_topics[kind], value=value, key=key)
+                            for kind, key, value in drivers.due(time.time())]
             sent += owed
             now = time.monotonic()
             history.append((now, sent))
@@ -921,6 +937,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ivr-orders", type=float, default=None, metavar="PER_S",
                         help="passengers' orders per second sent to ivr-commands (bind, route to the IVR, back to "
                              "an operator), beside the rate (default: one per 50 queue_log events/s; 0: none)")
+    parser.add_argument("--driver-statuses", type=float, default=None, metavar="PER_S",
+                        help="drivers' status changes per second sent to contractor-status (with their positions "
+                             "and profiles), beside the rate (default: one per 5 queue_log events/s; 0: none)")
     parser.add_argument("--no-operator-status", dest="operator_status", action="store_false",
                         help="send no operator CRM statuses (operator-commands) nor softphone registrations "
                              "(sip-registrations); by default they follow the operators' queue_log, beside the rate")
@@ -941,12 +960,14 @@ def _run_one(args: argparse.Namespace, settings: Settings, process: int, process
     seed = None if args.seed is None else args.seed + 7919 * process
     asked = getattr(args, "ivr_orders", None)
     ivr_orders = (args.rate / 50 if asked is None else asked) / processes
+    asked_drivers = getattr(args, "driver_statuses", None)
+    driver_statuses = (args.rate / 5 if asked_drivers is None else asked_drivers) / processes
 
     async def supervise() -> int:
         task = asyncio.ensure_future(
             run(settings, rate=share, duration=args.duration, seed=seed, speed=getattr(args, "speed", 1.0),
                 loss=getattr(args, "loss", 0.0), operators=operators, queues=queues,
-                process=process, processes=processes, ivr_orders=ivr_orders,
+                process=process, processes=processes, ivr_orders=ivr_orders, driver_statuses=driver_statuses,
                 operator_status=getattr(args, "operator_status", True), sip_drop_p=getattr(args, "sip_drops", SIP_DROP_P))
         )
         loop = asyncio.get_running_loop()

@@ -24,6 +24,7 @@ from faust import web
 from mode import Service
 
 from app.facets import register_operator_facet
+from app.feeds import partitions_of
 from app.main import app, settings
 from tables.operatorstatus.records import Reason, command_record
 from tables.operatorstatus.status import CrmStatus
@@ -119,7 +120,7 @@ class CrmPushFeed(Service):
                                         fetch_max_wait_ms=50)
             try:
                 await consumer.start()
-                partitions = await _partitions_of(consumer, topic)
+                partitions = await partitions_of(consumer, topic)
                 consumer.assign(partitions)
                 # from the ends as they are now (a lazy seek_to_end would skip what comes before
                 # the first fetch): a client told "connected" gets every change after that
@@ -137,18 +138,6 @@ class CrmPushFeed(Service):
                 await self.sleep(1.0)
             finally:
                 await consumer.stop()
-
-
-async def _partitions_of(consumer: Any, topic: str) -> list[Any]:
-    from aiokafka import TopicPartition
-
-    for _ in range(60):
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.5)
-    raise RuntimeError(f"topic {topic} not found")
 
 
 push_feed = CrmPushFeed()

@@ -171,3 +171,121 @@ def test_no_licence_number_reaches_the_worker_log_or_any_topic_but_krt_requests(
         records = consume_all(deployment.broker.bootstrap, deployment.topic(topic), 0.5)
         text = b"".join((k or b"") + (v or b"") for k, v in records)
         assert not [licence for licence in licences if licence.encode() in text], topic
+
+
+DRIVER = "test-driver-token"
+
+
+def driver_call(worker: Worker, method: str, park: str, body: Any = None, token: str = DRIVER) -> tuple[int, Any]:
+    """The driver endpoint as Yandex.Pro calls it (the driver named in headers)."""
+    import urllib.request
+
+    data = None if body is None else orjson.dumps(body)
+    request = urllib.request.Request(worker.url + "/driver/v1/deptrans-status/v1/id", data=data, method=method,
+                                     headers={"Authorization": f"Bearer {token}", "X-Park-Id": park,
+                                              "X-Driver-Profile-Id": "d", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+def test_a_driver_sets_a_krt_id_that_krt_confirms_and_never_gets_it_back(stack):
+    from dev.krt_sandbox import sandbox_id_for
+
+    deployment, worker, sandbox = stack
+    driver(deployment, "idpark", "pd-id", ["econom"], KREMLIN, time.time())
+    wait_until(lambda: driver_call(worker, "GET", "idpark")[0] == 200, 30, 0.2, "the driver's profile to be known")
+    assert driver_call(worker, "GET", "idpark") == (200, {"has_id": False})
+    good = sandbox_id_for(license_for("pd-id"))
+    status, answer = driver_call(worker, "POST", "idpark", {"deptrans_id": "KRT0000000000"})
+    assert (status, answer["error"]["code"]) == (409, "conflict")
+    assert driver_call(worker, "POST", "idpark", {"deptrans_id": good}) == (200, {"has_id": True})
+    assert wait_until(lambda: driver_call(worker, "GET", "idpark")[1]["has_id"], 10, 0.2, "has_id") is True
+    stored = dict(consume_all(deployment.broker.bootstrap, deployment.topic("deptrans-profiles"), 0.5))
+    assert orjson.loads(stored[b"pd-id"])["deptrans_id"] == good
+    assert good not in worker.log_path.read_text(errors="replace")
+
+
+@pytest.mark.parametrize("park, body, token, status", [
+    ("idpark", {"deptrans_id": "no spaces!"}, DRIVER, 400),
+    ("idpark", {"id": "KRT1"}, DRIVER, 400),
+    ("", {"deptrans_id": "KRT12345"}, DRIVER, 400),  # no X-Park-Id
+    ("nobody", {"deptrans_id": "KRT12345"}, DRIVER, 404),
+    ("idpark", {"deptrans_id": "KRT12345"}, "nonsense", 401),
+    ("idpark", {"deptrans_id": "KRT12345"}, "test-operator-token", 403),
+], ids=["malformed id", "no deptrans_id", "no park", "unknown driver", "no token", "wrong role"])
+def test_a_bad_id_request_gets_a_clear_4xx(stack, park, body, token, status):
+    deployment, worker, _ = stack
+    got, answer = driver_call(worker, "POST", park, body, token)
+    assert got == status and answer["error"]["code"] and answer["error"]["message"]
+
+
+def test_krt_down_while_a_driver_sets_an_id_is_a_503(stack):
+    deployment, worker, sandbox = stack
+    driver(deployment, "downpark", "pd-down", ["econom"], KREMLIN, time.time())
+    wait_until(lambda: driver_call(worker, "GET", "downpark")[0] == 200, 30, 0.2, "the driver's profile to be known")
+    sandbox.tell("/down", {"down": True})
+    try:
+        status, answer = driver_call(worker, "POST", "downpark", {"deptrans_id": "KRT12345"})
+    finally:
+        sandbox.tell("/down", {"down": False})
+    assert (status, answer["error"]["code"]) == (503, "unavailable")
+
+
+def _page(worker: Worker, feed: str, cursor: str | None, limit: int) -> dict:
+    from tests.harness import SERVICE
+
+    url = f"{worker.url}/internal/v1/{feed}/updates?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+    status, body = http_get(url, SERVICE)
+    assert status == 200, body
+    return body
+
+
+def test_paging_the_status_feed_while_it_changes_never_misses_or_repeats_a_change(stack):
+    import threading
+
+    deployment, worker, _ = stack
+    topic = deployment.topic("deptrans-session-statuses")
+    records = [(f"feed-{n % 37}".encode(), {"driver_license_pd_id": f"feed-{n % 37}", "session_status": "active",
+                                            "ends_at": 2e9, "updated_at": 1.8e9 + n, "park_id": "p", "driver_id": "d",
+                                            "status_at": None}) for n in range(600)]
+    produce(deployment.broker.bootstrap, topic, [(k, orjson.dumps(v)) for k, v in records[:200]])
+    feeder = threading.Thread(target=lambda: [produce(deployment.broker.bootstrap, topic, [(k, orjson.dumps(v))])
+                                              for k, v in records[200:]])
+    feeder.start()
+    seen: list[tuple[str, float]] = []
+    cursor = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        body = _page(worker, "status", cursor, 7)
+        cursor = body["cursor"]
+        seen += [(i["driver_license_pd_id"], i["updated_at"]) for i in body["items"]
+                 if i["driver_license_pd_id"].startswith("feed-")]
+        if not feeder.is_alive() and not body["more"] and len(seen) >= 600:
+            break
+    feeder.join()
+    assert len(seen) == len(set(seen)) == 600  # every change once (no compaction ran meanwhile)
+    for key in {k for k, _ in seen}:
+        times = [t for k, t in seen if k == key]
+        assert times == sorted(times)  # a key's changes in the order they were made
+    assert _page(worker, "status", cursor, 100)["items"] == []  # nothing new: nothing again
+
+
+@pytest.mark.parametrize("cursor", ["%%%", "eyJ2IjoxfQ", "A" * 20000])
+def test_a_cursor_this_service_did_not_write_is_a_400(stack, cursor):
+    from tests.harness import SERVICE
+
+    deployment, worker, _ = stack
+    status, body = http_get(f"{worker.url}/internal/v1/id/updates?cursor={cursor}", SERVICE)
+    assert status == 400 and body["error"]["code"] == "bad_request"
+
+
+def test_a_cursor_of_one_feed_is_refused_by_the_other(stack):
+    from tests.harness import SERVICE
+
+    deployment, worker, _ = stack
+    cursor = _page(worker, "status", None, 1)["cursor"]
+    status, body = http_get(f"{worker.url}/internal/v1/id/updates?cursor={cursor}", SERVICE)
+    assert status == 400 and "another feed" in body["error"]["message"]
