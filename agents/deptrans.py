@@ -36,8 +36,19 @@ from app.main import app
 from app.personal import PersonalClient, PersonalNotFound, PersonalUnavailable
 from app.rawinput import RawInput
 from app.stages import StageMeter, crash_on_defect, key_partition, process_envelopes
-from tables.deptrans.drivers import DriverState, PositionReported, StatusChanged, apply_driver_event
-from tables.deptrans.queue import InFlight, QueueEntry, accepted, enqueue, failed, ready, rejected, retry_delay_s, take
+from tables.deptrans.drivers import DriverState, PositionReported, StatusChanged, apply_driver_event, expire_driver
+from tables.deptrans.queue import (
+    InFlight,
+    QueueEntry,
+    accepted,
+    enqueue,
+    failed,
+    forgettable,
+    ready,
+    rejected,
+    retry_delay_s,
+    take,
+)
 from tables.deptrans.records import MalformedRecord, parse_contractor_status, parse_position, parse_profile
 from tables.deptrans.sessions import KrtAnswer, SessionState, apply_krt_answer, session_record
 from tables.deptrans.store import ProfileSeen, counters, deptrans, drivers_table, queue_table, sessions_table, topics
@@ -193,6 +204,44 @@ class KrtSender(Service):
             self.wake.clear()
             wait = self._send_what_is_due(time.time())
 
+    @Service.task
+    async def _sweep(self) -> None:
+        """Every DEPTRANS_SWEEP_S: forget positions and statuses older than DEPTRANS_DRIVER_KEPT_S
+        (a status KRT was told is on the line stays: its going off must still be sent), and
+        queue entries with nothing to send whose last answer is that old."""
+        while not self.should_stop:
+            await self.sleep(deptrans.deptrans_sweep_s)
+            for partition in _owned_partitions():
+                forgotten = await self.sweep(partition, time.time())
+                if forgotten:
+                    log.info("Forgot %d drivers' old data in partition %d", forgotten, partition)
+
+    async def sweep(self, partition: int, now: float, drivers: Any = drivers_table, queue: Any = queue_table,
+                    chunk: int = 1000) -> int:
+        """One partition's sweep; how many keys changed. Yields to the loop every `chunk` keys
+        (each key is read and written without a pause: never across a stage's batch)."""
+        kept = deptrans.deptrans_driver_kept_s
+        changed = 0
+        for table, forget in ((drivers, _expired_driver), (queue, _forgotten_entry)):
+            with in_partition(partition):
+                keys = [key for key, _ in table.items_in(partition)]
+            for start in range(0, len(keys), chunk):
+                with in_partition(partition):
+                    for key in keys[start:start + chunk]:
+                        before = table.get(key)
+                        if before is None:
+                            continue
+                        after = forget(before, now, kept)
+                        if after is before:
+                            continue
+                        changed += 1
+                        if after is None:
+                            table.delete(key)
+                        else:
+                            table.put(key, after)
+                await asyncio.sleep(0)
+        return changed
+
     def _send_what_is_due(self, now: float) -> float:
         """Start the sends that may go now; how long to wait before looking again."""
         owned = _owned_partitions()
@@ -289,6 +338,14 @@ class KrtSender(Service):
             outbox = Outbox(app)
             outbox.latest(topics.deptrans_session_statuses, report.pd_id, codec.dumps(session_record(session)))
             await outbox.flush()
+
+
+def _expired_driver(state: DriverState, now: float, kept_s: float) -> Optional[DriverState]:
+    return expire_driver(state, now, kept_s)
+
+
+def _forgotten_entry(entry: QueueEntry, now: float, kept_s: float) -> Optional[QueueEntry]:
+    return None if forgettable(entry, now, kept_s) else entry
 
 
 def _sender() -> KrtSender:

@@ -22,6 +22,7 @@ from tables.deptrans.records import contractor_status_record, position_record, p
 __all__ = ["DriverTraffic"]
 
 PARKS = 20
+MAX_DRIVERS = 20_000
 CATEGORY_MIX = ((("econom",), 0.45), (("econom", "comfort"), 0.25), (("comfort", "comfort_plus"), 0.12),
                 (("cargo",), 0.10), (("courier",), 0.08))
 WHERE = (((55.7520, 37.6175), 0.10, 0.75),  # Moscow inside the MKAD: centre, spread in degrees, share
@@ -49,7 +50,8 @@ class DriverTraffic:
         self.rnd = random.Random(seed)
         self.statuses_per_s = statuses_per_s
         # a driver changes status every ~10 minutes on average: as many drivers as that needs
-        self.drivers = drivers if drivers is not None else max(10, math.ceil(statuses_per_s * 600))
+        # (at most MAX_DRIVERS by default: their profiles all go out at the start)
+        self.drivers = drivers if drivers is not None else min(MAX_DRIVERS, max(10, math.ceil(statuses_per_s * 600)))
         self.prefix = prefix
         self.status = {self._id(n): DriverStatus.OFFLINE for n in range(self.drivers)}
         self.scheduled: list[tuple[float, int, str, bytes, Optional[bytes]]] = []  # (when, tie, kind, key, value)

@@ -74,12 +74,13 @@ class DeptransSettings(DomainSettings):
     deptrans_line_changes_only: bool = True
     deptrans_driver_kept_s: float = Field(DAY_S, gt=0)  # a driver's position and status are forgotten after this
     deptrans_session_kept_s: float = Field(30 * DAY_S, gt=0)  # KRT's session answers are kept this long (seed: 1-30 days)
+    deptrans_sweep_s: float = Field(600.0, gt=0)  # how often a worker forgets what is past keeping in its partitions
     deptrans_updates_max_limit: int = Field(1000, ge=1)  # the most items one page of the cache feeds holds
 
     # AIS KRT: where it is (unset: statuses wait in the queue, nothing is sent) and how hard to press it
     krt_url: Optional[str] = None
     krt_timeout_s: float = Field(5.0, gt=0)  # one request
-    krt_concurrency: int = Field(16, ge=1, le=1024)  # requests in flight per worker
+    krt_concurrency: int = Field(64, ge=1, le=1024)  # requests in flight per worker (64 at 50 ms each: 1,280/s)
     krt_retry_first_s: float = Field(1.0, gt=0)  # a driver's failed send waits this long, doubling per failure...
     krt_retry_max_s: float = Field(60.0, gt=0)  # ...up to this
     # a send with no answer after this long is presumed lost (its worker died) and sent again

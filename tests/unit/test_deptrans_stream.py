@@ -98,3 +98,26 @@ def test_a_profile_crosses_the_internal_topic_unchanged():
     (back,) = codec.unpack(codec.pack([seen]))
     assert back.event.profile == Profile("pd-1", ("comfort_plus", "econom"))
     assert back.key == "p1_d1"
+
+
+def test_the_sweep_forgets_old_positions_and_answered_entries_but_not_a_driver_krt_thinks_online():
+    import asyncio
+
+    from agents.deptrans import KrtSender
+    from tables.deptrans.queue import QueueEntry
+
+    day = 86400.0
+    world = World().feed(profile(), where(KREMLIN, T0), status("online", T0 + 1))  # reported online
+    world.feed(profile(park="p2", pd_id="pd-2"), where(PETERSBURG, T0, park="p2"), status("online", T0 + 1, park="p2"))
+    world.queue["p1_d1"] = QueueEntry("p1_d1", last_accepted_at=T0 + 1)  # KRT took it
+    world.queue["p3_d1"] = QueueEntry("p3_d1", last_accepted_at=T0 + 2 * day)  # answered recently
+
+    async def run():
+        sender = KrtSender(None, None)
+        return sum([await sender.sweep(p, T0 + 1.5 * day, world.drivers, world.queue, chunk=1) for p in range(4)])
+
+    changed = asyncio.run(run())
+    assert world.drivers["p1_d1"].position is None and world.drivers["p1_d1"].status is not None  # still on the line
+    assert world.drivers["p2_d1"].status is None and world.drivers["p2_d1"].profile is not None  # never reported
+    assert "p1_d1" not in world.queue and "p3_d1" in world.queue
+    assert changed == 3

@@ -652,10 +652,29 @@ def test_the_command_line_sends_the_operators_crm_side_unless_switched_off(produ
     monkeypatch.delenv("TOPIC_SIP_REGISTRATIONS", raising=False)
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--rate", "200", "--duration", "0.3", "--seed", "4", "--ivr-orders", "0", *flags])
+    args = parser.parse_args(["--rate", "200", "--duration", "0.3", "--seed", "4", "--ivr-orders", "0",
+                              "--driver-statuses", "0", *flags])
     assert main(args, Settings(topic_qapp_events="qapp-test")) == 0
     topics = {topic for topic, _, _ in producer.instances[-1].sent}
     assert topics == ({"qapp-test", "operator-commands", "sip-registrations"} if crm else {"qapp-test"})
+
+
+@pytest.mark.parametrize("flags, drivers", [([], True), (["--driver-statuses", "0"], False)],
+                         ids=["default", "switched-off"])
+def test_the_command_line_sends_drivers_unless_switched_off(producer, monkeypatch, flags, drivers):
+    from app.settings import Settings
+    from dev.simulate import main
+
+    for name in ("TOPIC_CONTRACTOR_STATUS", "TOPIC_DRIVER_POSITIONS", "TOPIC_DRIVER_PROFILES"):
+        monkeypatch.delenv(name, raising=False)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--rate", "20", "--duration", "0.5", "--seed", "4", "--ivr-orders", "0",
+                              "--no-operator-status", *flags])
+    assert main(args, Settings(topic_qapp_events="qapp-test")) == 0
+    topics = {topic for topic, _, _ in producer.instances[-1].sent}
+    driver_topics = {"contractor-status", "driver-positions", "driver-profiles"}
+    assert (driver_topics <= topics) if drivers else not (driver_topics & topics)
 
 
 def test_a_shift_lasts_about_eight_hours_with_one_lunch_in_its_middle():
