@@ -29,13 +29,11 @@ from mode import Service
 from app import codec
 from app.batching import BatchedTable, Outbox, in_partition
 from app.breaker import BreakerState, CircuitBreaker
-from app.deadletters import dead_letter_body, dead_letter_key
 from app.krt import KrtClient, KrtRefused, KrtUnavailable
 from app.krt import SessionState as KrtShift
 from app.main import app
 from app.personal import PersonalClient, PersonalNotFound, PersonalUnavailable
-from app.rawinput import RawInput
-from app.stages import StageMeter, crash_on_defect, key_partition, process_envelopes
+from app.stages import checked_route, key_partition, process_envelopes
 from tables.deptrans.drivers import DriverState, PositionReported, StatusChanged, apply_driver_event, expire_driver
 from tables.deptrans.queue import (
     InFlight,
@@ -61,37 +59,13 @@ ROUTE_BATCH = 1000
 
 # --- routes: each input checked and sent to its driver's partition ------------------------------
 
-def _route_task(topic: faust.TopicT, parse: Callable[[Any], Any], name: str) -> None:
-    raw = RawInput(app, topic, ROUTE_BATCH)
-
-    async def route() -> None:
-        await crash_on_defect(f"routing {name}", _route(raw, parse, name))
-
-    route.__name__ = route.__qualname__ = f"route_{name.replace('-', '_')}"
-    app.task(route)
+def _route(topic: faust.TopicT, parse: Callable[[Any], Any], name: str) -> None:
+    checked_route(topic, name, parse, (MalformedRecord,), topics.dt_events, lambda checked: checked.key, ROUTE_BATCH)
 
 
-async def _route(raw: RawInput, parse: Callable[[Any], Any], name: str) -> None:
-    meter = StageMeter(name)
-    async for messages in raw.batches():
-        started = time.perf_counter()
-        outbox = Outbox(app)
-        for message in messages:
-            try:
-                checked = parse(message)
-            except MalformedRecord as exc:
-                outbox.record(topics.dead_letters, dead_letter_key(message), dead_letter_body(message, str(exc)))
-                continue
-            outbox.to_partition(topics.dt_events, key_partition(checked.key), checked)
-        meter.took_in(len(messages))
-        await outbox.flush()
-        meter.seconds.observe(time.perf_counter() - started)
-
-
-_route_task(topics.contractor_status, lambda m: parse_contractor_status(m.value), deptrans.topic_contractor_status)
-_route_task(topics.driver_positions, lambda m: parse_position(m.value), deptrans.topic_driver_positions)
-_route_task(topics.driver_profiles, lambda m: ProfileSeen.of(parse_profile(m.key, m.value)),
-            deptrans.topic_driver_profiles)
+_route(topics.contractor_status, lambda m: parse_contractor_status(m.value), deptrans.topic_contractor_status)
+_route(topics.driver_positions, lambda m: parse_position(m.value), deptrans.topic_driver_positions)
+_route(topics.driver_profiles, lambda m: ProfileSeen.of(parse_profile(m.key, m.value)), deptrans.topic_driver_profiles)
 
 
 # --- the stage -------------------------------------------------------------------------------------

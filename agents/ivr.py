@@ -13,55 +13,38 @@ rules and bindings by stream time, which `StreamMark`s bring down the same path.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Optional
 
 from app import codec
 from app.batching import BatchedTable, Outbox
-from app.deadletters import dead_letter_body, dead_letter_key
 from app.main import app
-from app.rawinput import RawInput
-from app.stages import StageMeter, crash_on_defect, key_partition, process_envelopes, topic_partitions
+from app.stages import checked_route, process_envelopes, topic_partitions
 from app.streamtime import SOURCE, Every, PartitionClock, StreamMark
-from tables.ivr.commands import BindInbound, MalformedCommand, RouteToIvr, RouteToOperator, command_key, parse_command
+from tables.ivr.commands import (
+    BindInbound,
+    IvrCommand,
+    MalformedCommand,
+    RouteToIvr,
+    RouteToOperator,
+    command_key,
+    parse_command,
+)
 from tables.ivr.rules import Binding, RoutingRule, apply_binding, apply_rule_command, expire_binding, expire_rule, published_rule
 from tables.ivr.store import bindings_table, counters, input_tracker, ivr, rules_table, topics
 
-__all__ = ["IvrStage", "route_ivr_commands", "track_ivr"]
+__all__ = ["IvrStage", "track_ivr"]
 
 log = logging.getLogger(__name__)
 ROUTE_BATCH = 1000
 
 
-commands_input = RawInput(app, topics.ivr_commands, ROUTE_BATCH)
+def _parse(message: Any) -> IvrCommand:
+    return parse_command(message.value, ivr.ivr_default_region, ivr.ivr_binding_ttl_s, ivr.ivr_max_ttl_s)
 
 
-@app.task
-async def route_ivr_commands() -> None:
-    """Check each command and send it to the partition of its key; reject the bad. A batch
-    that raises (a defect, not bad input) stops the worker: its records are read again."""
-    await crash_on_defect("routing ivr-commands", _route(commands_input))
-
-
-async def _route(raw: RawInput) -> None:
-    meter = StageMeter(ivr.topic_ivr_commands)
-    async for messages in raw.batches():
-        started = time.perf_counter()
-        outbox = Outbox(app)
-        done: list[tuple[Any, Optional[float]]] = []
-        for message in messages:
-            try:
-                command = parse_command(message.value, ivr.ivr_default_region, ivr.ivr_binding_ttl_s, ivr.ivr_max_ttl_s)
-            except MalformedCommand as exc:
-                outbox.record(topics.dead_letters, dead_letter_key(message), dead_letter_body(message, str(exc)))
-                done.append((message, None))
-                continue
-            outbox.to_partition(topics.ivr_events, key_partition(command_key(command)), command)
-            done.append((message, command.at))
-        meter.took_in(len(messages))
-        await outbox.flush()
-        input_tracker.batch_processed(done, time.time())  # after its outputs are sent: a stream mark may vouch for them
-        meter.seconds.observe(time.perf_counter() - started)
+# each command checked and sent to the partition of its key; the bad ones are dead letters
+checked_route(topics.ivr_commands, ivr.topic_ivr_commands, _parse, (MalformedCommand,), topics.ivr_events, command_key,
+              ROUTE_BATCH, tracker=input_tracker, time_of=lambda command: command.at)
 
 
 # --- rules and bindings ------------------------------------------------------------------------

@@ -27,10 +27,8 @@ from mode import Service
 from app import codec
 from app.ami import AmiClient, AmiError, AmiRefused
 from app.batching import BatchedTable, Outbox
-from app.deadletters import dead_letter_body, dead_letter_key
 from app.main import app
-from app.rawinput import RawInput
-from app.stages import StageMeter, crash_on_defect, key_partition, process_envelopes
+from app.stages import checked_route, key_partition, process_envelopes
 from tables.operatorstatus.records import (
     MalformedRecord,
     parse_command,
@@ -60,36 +58,14 @@ ROUTE_BATCH = 1000
 
 # --- routes: each input checked and sent to its operator's partition ---------------------------
 
-def _route_task(topic: faust.TopicT, parse: Callable[[Optional[bytes]], Any], name: str) -> None:
-    raw = RawInput(app, topic, ROUTE_BATCH)
-
-    async def route() -> None:
-        await crash_on_defect(f"routing {name}", _route(raw, parse, name))
-
-    route.__name__ = route.__qualname__ = f"route_{name.replace('-', '_')}"
-    app.task(route)
+def _route(topic: faust.TopicT, parse: Callable[[Optional[bytes]], Any], name: str) -> None:
+    checked_route(topic, name, lambda message: parse(message.value), (MalformedRecord,), topics.os_events,
+                  lambda checked: checked.operator, ROUTE_BATCH)
 
 
-async def _route(raw: RawInput, parse: Callable[[Optional[bytes]], Any], name: str) -> None:
-    meter = StageMeter(name)
-    async for messages in raw.batches():
-        started = time.perf_counter()
-        outbox = Outbox(app)
-        for message in messages:
-            try:
-                checked = parse(message.value)
-            except MalformedRecord as exc:
-                outbox.record(topics.dead_letters, dead_letter_key(message), dead_letter_body(message, str(exc)))
-                continue
-            outbox.to_partition(topics.os_events, key_partition(checked.operator), checked)
-        meter.took_in(len(messages))
-        await outbox.flush()
-        meter.seconds.observe(time.perf_counter() - started)
-
-
-_route_task(topics.operator_commands, parse_command, operator_status.topic_operator_commands)
-_route_task(topics.sip_registrations, parse_registration, operator_status.topic_sip_registrations)
-_route_task(topics.operator_status, parse_telephony, operator_status.topic_operator_status)
+_route(topics.operator_commands, parse_command, operator_status.topic_operator_commands)
+_route(topics.sip_registrations, parse_registration, operator_status.topic_sip_registrations)
+_route(topics.operator_status, parse_telephony, operator_status.topic_operator_status)
 
 
 # --- the stage -------------------------------------------------------------------------------------

@@ -12,18 +12,21 @@ import asyncio
 import logging
 import time
 from functools import lru_cache
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Optional
 
 import faust
 
 from app import codec, metrics
-from app.batching import in_partition_of, take_ready
+from app.batching import Outbox, in_partition_of, take_ready
 from app.changelog import changelogs
-from app.deadletters import dead_letter
+from app.deadletters import dead_letter, dead_letter_body, dead_letter_key
 from app.main import app, dead_letters, settings
 from app.partitioner import partition_of
+from app.rawinput import RawInput
+from app.streamtime import InputTracker
 
-__all__ = ["STAGE_ENVELOPES", "StageMeter", "crash_on_defect", "key_partition", "process_envelopes", "topic_partitions"]
+__all__ = ["STAGE_ENVELOPES", "StageMeter", "checked_route", "crash_on_defect", "key_partition", "process_envelopes",
+           "topic_partitions"]
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +100,41 @@ async def crash_on_defect(what: str, body: Awaitable[None]) -> None:
     except Exception as exc:
         log.exception("%s failed; stopping the worker", what)
         await app.crash(exc)
+
+
+def checked_route(topic: faust.TopicT, name: str, parse: Callable[[Any], Any], rejects: tuple[type[Exception], ...],
+                  to: faust.TopicT, key_of: Callable[[Any], str], batch: int = 1000,
+                  tracker: Optional[InputTracker] = None, time_of: Optional[Callable[[Any], float]] = None) -> None:
+    """A domain's route, as a task of the app: the raw records of `topic` in batches, each
+    checked by `parse` (it takes the Kafka message; one of `rejects` raised is a dead letter
+    with that reason) and sent, in envelopes, to the partition of `to` its `key_of` names.
+    With a `tracker`, the batch's progress (and each record's `time_of`) is given to it after
+    the outputs are sent (stream time, app/housekeeping.py)."""
+    raw = RawInput(app, topic, batch)
+
+    async def loop() -> None:
+        meter = StageMeter(name)
+        async for messages in raw.batches():
+            started = time.perf_counter()
+            outbox = Outbox(app)
+            done: list[tuple[Any, Optional[float]]] = []
+            for message in messages:
+                try:
+                    checked = parse(message)
+                except rejects as exc:
+                    outbox.record(dead_letters, dead_letter_key(message), dead_letter_body(message, str(exc)))
+                    done.append((message, None))
+                    continue
+                outbox.to_partition(to, key_partition(key_of(checked)), checked)
+                done.append((message, None if time_of is None else time_of(checked)))
+            meter.took_in(len(messages))
+            await outbox.flush()
+            if tracker is not None:  # after its outputs are sent: a stream mark may vouch for them
+                tracker.batch_processed(done, time.time())
+            meter.seconds.observe(time.perf_counter() - started)
+
+    async def route() -> None:
+        await crash_on_defect(f"routing {name}", loop())
+
+    route.__name__ = route.__qualname__ = f"route_{name.replace('-', '_')}"
+    app.task(route)
