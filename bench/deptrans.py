@@ -20,8 +20,9 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -165,7 +166,10 @@ def _prepare(broker: Broker, deployment: Deployment, drivers: int, moscow_share:
             [_position(n, time.time() + 3600, n % moscow_every == 0) for n in range(drivers)])  # valid for the run
 
 
-def krt_latency(broker: Broker, workdir: Path, per_s: float, seconds: float, env: dict, drivers: int = 20_000) -> dict:
+@contextmanager
+def _krt_worker(broker: Broker, workdir: Path, env: dict, drivers: int) -> Iterator[tuple[Deployment, Worker, _Doubles]]:
+    """A worker with the KRT sandbox (answering statuses in 50 ms) and `personal`, every
+    driver's profile and position read (a fifth of the drivers in Moscow)."""
     deployment = Deployment(broker=broker, workdir=workdir, extra_env=env)
     doubles = _Doubles(workdir)
     _prepare(broker, deployment, drivers, 0.2)
@@ -174,29 +178,27 @@ def krt_latency(broker: Broker, workdir: Path, per_s: float, seconds: float, env
         worker.wait_ready(120)
         _wait(lambda: _taken(worker) >= 2 * drivers, 300, "the profiles and positions", worker, 0.2)
         doubles.tell("/delay", {"delay_s": 0.05, "endpoint": "status"})
+        yield deployment, worker, doubles
+    finally:
+        worker.stop()
+        doubles.stop()
+
+
+def krt_latency(broker: Broker, workdir: Path, per_s: float, seconds: float, env: dict, drivers: int = 20_000) -> dict:
+    with _krt_worker(broker, workdir, env, drivers) as (deployment, worker, doubles):
         sent: list[tuple[int, str, float]] = []
         asyncio.run(_paced(broker.bootstrap, deployment.topic("contractor-status"), per_s, seconds, drivers, 0.2, sent))
         time.sleep(3.0)
         got = {(r["body"]["license_number"], r["body"]["at"]): r["at"] for r in doubles.statuses()}
         latencies = [1000 * (got[(license_for(f"pd-{n}"), at)] - at) for n, _, at in sent
                      if (license_for(f"pd-{n}"), at) in got]
-    finally:
-        worker.stop()
-        doubles.stop()
     return {"statuses_per_s": per_s, "moscow_sent": len(sent), "at_krt": len(latencies),
             "p50_ms": round(percentile(latencies, 50) or 0, 1), "p99_ms": round(percentile(latencies, 99) or 0, 1),
             "krt_delay_ms": 50}
 
 
 def krt_outage(broker: Broker, workdir: Path, per_s: float, outage_s: float, env: dict, drivers: int = 20_000) -> dict:
-    deployment = Deployment(broker=broker, workdir=workdir, extra_env=env)
-    doubles = _Doubles(workdir)
-    _prepare(broker, deployment, drivers, 0.2)
-    worker = Worker(deployment, 1, **doubles.env()).start()
-    try:
-        worker.wait_ready(120)
-        _wait(lambda: _taken(worker) >= 2 * drivers, 300, "the profiles and positions", worker, 0.2)
-        doubles.tell("/delay", {"delay_s": 0.05, "endpoint": "status"})
+    with _krt_worker(broker, workdir, env, drivers) as (deployment, worker, doubles):
         doubles.tell("/down", {"down": True})
         sent: list[tuple[int, str, float]] = []
         asyncio.run(_paced(broker.bootstrap, deployment.topic("contractor-status"), per_s, outage_s, drivers, 0.2, sent))
@@ -213,9 +215,6 @@ def krt_outage(broker: Broker, workdir: Path, per_s: float, outage_s: float, env
         _wait(drained, 900, "the newest status of every driver at KRT", worker, 1.0)
         seconds = time.perf_counter() - up
         total = len(doubles.statuses())
-    finally:
-        worker.stop()
-        doubles.stop()
     return {"statuses_per_s": per_s, "outage_s": outage_s, "moscow_statuses_during": len(sent),
             "drivers_waiting": len(newest), "drained_s": round(seconds, 1), "sent_after": total}
 
