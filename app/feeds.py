@@ -23,11 +23,14 @@ log = logging.getLogger(__name__)
 
 class TopicFollower(Service):
     def __init__(self, topic: Callable[[], str], bootstrap: str, on_record: Callable[[Any], None],
-                 **kwargs: Any) -> None:
+                 from_end: bool = False, **kwargs: Any) -> None:
+        """`from_end`: only what comes after the start (a push feed); `caught_up` is then set
+        once the ends are known, and after the broker comes back it goes on where it was."""
         super().__init__(**kwargs)
         self.topic = topic
         self.bootstrap = bootstrap
         self.on_record = on_record
+        self.from_end = from_end
         self.next_offsets: dict[int, int] = {}
         self.caught_up = asyncio.Event()
 
@@ -43,12 +46,15 @@ class TopicFollower(Service):
                 await consumer.start()
                 partitions = await partitions_of(consumer, topic)
                 consumer.assign(partitions)
+                ends = {tp.partition: end for tp, end in (await consumer.end_offsets(partitions)).items()}
                 for tp in partitions:
                     if tp.partition in self.next_offsets:
                         consumer.seek(tp, self.next_offsets[tp.partition])
+                    elif self.from_end:  # the end as it is now (a lazy seek_to_end skips what comes before a fetch)
+                        consumer.seek(tp, ends[tp.partition])
+                        self.next_offsets[tp.partition] = ends[tp.partition]
                     else:
                         await consumer.seek_to_beginning(tp)
-                ends = {tp.partition: end for tp, end in (await consumer.end_offsets(partitions)).items()}
                 self._check_caught_up(ends)
                 while not self.should_stop:
                     batch = await consumer.getmany(timeout_ms=500)

@@ -33,7 +33,10 @@ class Settings(DomainSettings):
     web_bind: str = "127.0.0.1"  # interface the web server listens on
     data_dir: Path = Path(".cache/data")
     partitions: int = Field(4, ge=1)
-    auth_tokens: str = "dev-manager-token=manager,dev-service-token=service,dev-admin-token=admin,dev-driver-token=driver"
+    auth_tokens: str = ("dev-manager-token=manager,dev-service-token=service,dev-admin-token=admin,"
+                        "dev-driver-token=driver,dev-client-token=client:client-1,dev-client2-token=client:client-2,"
+                        "dev-operator-token=operator:op-1,dev-operator2-token=operator:op-2,"
+                        "dev-lawyer-token=lawyer:lawyer-1")
     log_level: str = "info"
     log_format: str = "json"  # json | text
 
@@ -83,15 +86,26 @@ class Settings(DomainSettings):
     @classmethod
     def _tokens_well_formed(cls, value: str) -> str:
         for pair in filter(None, (p.strip() for p in value.split(","))):
-            token, sep, role = pair.partition("=")
-            if not sep or not token or role not in ROLES:
-                raise ValueError(f"AUTH_TOKENS entry {pair!r} must be token=role with role one of {', '.join(ROLES)}")
+            token, sep, who = pair.partition("=")
+            role, _, user = who.partition(":")
+            if not sep or not token or role not in ROLES or (":" in who and not user):
+                raise ValueError(f"AUTH_TOKENS entry {pair!r} must be token=role or token=role:user, "
+                                 f"with role one of {', '.join(ROLES)}")
         return value
 
     @property
+    def identities(self) -> dict[str, tuple[str, str]]:
+        """token -> (role, user); a token without a user is its role's one user (`admin`...)."""
+        found = {}
+        for pair in filter(None, (p.strip() for p in self.auth_tokens.split(","))):
+            token, _, who = pair.partition("=")
+            role, _, user = who.partition(":")
+            found[token] = (role, user or role)
+        return found
+
+    @property
     def tokens(self) -> dict[str, str]:
-        pairs = (p.strip().partition("=") for p in self.auth_tokens.split(",") if p.strip())
-        return {token: role for token, _, role in pairs}
+        return {token: role for token, (role, _) in self.identities.items()}
 
     @property
     def kafka_url(self) -> str:

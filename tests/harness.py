@@ -26,7 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 MANAGER = "test-manager-token"
 SERVICE = "test-service-token"
-TOKENS = f"{MANAGER}=manager,{SERVICE}=service,test-operator-token=operator,test-driver-token=driver"
+# chat users: test-client-N (client cN), test-op-N (operator opN), test-lawyer-N (lawyer lawN), test-admin-token (boss)
+CHAT_TOKENS = ",".join([*(f"test-client-{n}=client:c{n}" for n in range(1, 21)),
+                        *(f"test-op-{n}=operator:op{n}" for n in range(1, 7)),
+                        *(f"test-lawyer-{n}=lawyer:law{n}" for n in range(1, 3)), "test-admin-token=admin:boss"])
+TOKENS = (f"{MANAGER}=manager,{SERVICE}=service,test-operator-token=operator,test-driver-token=driver,"
+          f"{CHAT_TOKENS}")
 
 
 def free_port() -> int:
@@ -124,6 +129,8 @@ class Deployment:
                        "operator_crm_status", "contractor_status", "driver_positions", "driver_profiles",
                        "deptrans_profiles", "deptrans_session_statuses"):
             env[f"TOPIC_{public.upper()}"] = self.topic(public.replace("_", "-"))
+        for public in ("chat_events", "support_queue", "operator_events", "admin_actions", "chat_assignments"):
+            env[f"TOPIC_{public.upper()}"] = self.topic(public)  # the seed's names, underscores and all
         env.update({k: str(v) for k, v in self.extra_env.items()})
         env.update({k: str(v) for k, v in overrides.items()})
         return env

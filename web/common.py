@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import lru_cache
 from typing import Any, Awaitable, Callable, Iterable, Optional
 
 import aiohttp
@@ -22,8 +23,8 @@ from app.main import app, settings
 from web import errors
 from web.errors import ApiError
 
-__all__ = ["ApiView", "FORWARDED", "ask_all", "ask_owner", "authorize", "error_response", "fetch_json", "send_command",
-           "standby_caught_up", "worker_urls"]
+__all__ = ["ApiView", "FORWARDED", "ask_all", "ask_owner", "authorize", "error_response", "fetch_json", "identify",
+           "send_command", "standby_caught_up", "worker_urls"]
 
 log = logging.getLogger(__name__)
 FORWARDED = "X-Switchboard-Forwarded"
@@ -39,17 +40,30 @@ def error_response(view: web.View, status: int, code: str, message: str) -> web.
 
 def authorize(request: web.Request, roles: Iterable[str]) -> str:
     """The caller's role, or ApiError 401 (no valid token) / 403 (wrong role)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    return identify(request, roles)[0]
+
+
+def identify(request: web.Request, roles: Iterable[str], token: Optional[str] = None) -> tuple[str, str]:
+    """The caller's (role, user) from the bearer token (or `token`, for a WebSocket's query
+    string), or ApiError 401 (no valid token) / 403 (wrong role)."""
+    if token is None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            token = ""
+    if not token.strip():
         raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>'")
-    role = settings.tokens.get(token.strip())
-    if role is None:
+    who = _identities().get(token.strip())
+    if who is None:
         raise ApiError(401, "unauthorized", "unknown token")
     roles = tuple(roles)
-    if role not in roles and role != "service":
-        raise ApiError(403, "forbidden", f"role '{role}' may not do this; needs one of: {', '.join(roles)}")
-    return role
+    if who[0] not in roles and who[0] != "service":
+        raise ApiError(403, "forbidden", f"role '{who[0]}' may not do this; needs one of: {', '.join(roles)}")
+    return who
+
+
+@lru_cache(maxsize=1)
+def _identities() -> dict[str, tuple[str, str]]:
+    return settings.identities
 
 
 class ApiView(web.View):
