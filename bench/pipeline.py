@@ -63,6 +63,9 @@ GOALS = {
     "ivr_reads_1w_p99_ms": ("IVR GET /routing and /make_call p99 at 200 req/s, one worker, ms", 5, "<="),
     "ivr_reads_2w_p99_ms": ("IVR GET /routing and /make_call p99 at 200 req/s, two workers, ms", 5, "<="),
     "ivr_rule_p99_ms": ("IVR POST /routetoivr answered -> rule on ivr-routing-rules p99, ms", 200, "<="),
+    "chat_message_p99_ms": ("chat message, client's WebSocket -> operator's on another worker, p99 at 200 msg/s, ms",
+                            100, "<="),
+    "chat_race_one_winner_pct": ("chat accept races with exactly one winner, %", 100, ">="),
     "deptrans_path_eps": ("driver records (contractor-status, positions, profiles) through the stage, events/s, one worker",
                           5000, ">="),
     "deptrans_krt_p99_ms": ("driver status -> KRT p99 at 1,100 statuses/s, KRT answering in 50 ms, ms", 1000, "<="),
@@ -415,6 +418,9 @@ def machine() -> dict:
     }
 
 
+PARTS = ("throughput", "latency", "status", "backlog", "ivr", "deptrans", "chat")
+
+
 @dataclass
 class Sizes:
     events: int = 17000
@@ -428,10 +434,13 @@ class Sizes:
     deptrans_latency_s: float = 15.0
     deptrans_outage_s: float = 30.0
     deptrans_profiles: int = 50_000
+    chat_s: float = 20.0
+    chat_races: int = 1000
 
 
 QUICK = Sizes(events=3000, latency_s=4.0, status_queues=50, status_operators=500, status_s=3.0, backlog_events=5000,
-              ivr_s=3.0, deptrans_drivers=2000, deptrans_latency_s=3.0, deptrans_outage_s=3.0, deptrans_profiles=2000)
+              ivr_s=3.0, deptrans_drivers=2000, deptrans_latency_s=3.0, deptrans_outage_s=3.0, deptrans_profiles=2000,
+              chat_s=3.0, chat_races=100)
 
 
 def main() -> int:
@@ -439,7 +448,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, help="records of the throughput rows (default 17,000)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="every part smaller: a smoke run, not a measurement")
-    parser.add_argument("--only", action="append", choices=("throughput", "latency", "status", "backlog", "ivr", "deptrans"),
+    parser.add_argument("--only", action="append", choices=PARTS,
                         help="run only these parts (repeatable)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra worker setting")
     parser.add_argument("--no-write", action="store_true", help="print the results; leave bench/ alone")
@@ -447,7 +456,7 @@ def main() -> int:
     sizes = QUICK if args.quick else Sizes()
     if args.events:
         sizes.events = args.events
-    parts = set(args.only or ("throughput", "latency", "status", "backlog", "ivr", "deptrans"))
+    parts = set(args.only or PARTS)
     env = {"LOG_LEVEL": "warning", "PARTITIONS": args.partitions, **dict(e.split("=", 1) for e in args.env)}
     fast_env = {**env, "STALE_AFTER_S": 10**9}
 
@@ -543,6 +552,19 @@ def main() -> int:
             result["deptrans"]["profiles"] = run
             result["deptrans_restart_s"] = run["restart_to_ready_s"]
             say(f"  {run}")
+        if "chat" in parts:
+            from bench.chat import accept_races, message_latency
+            result["chat"] = {}
+            say(f"chat messages, clients on one worker, operators on the other, 200 msg/s for {sizes.chat_s:g} s ...")
+            run = message_latency(broker, workdir, 200, sizes.chat_s, env)
+            result["chat"]["messages"] = run
+            result["chat_message_p99_ms"] = run["p99_ms"] if not run["lost"] else None
+            say(f"  {run}")
+            say(f"chat accept races: {sizes.chat_races:,}, two operators on two workers ...")
+            run = accept_races(broker, workdir, sizes.chat_races, env)
+            result["chat"]["races"] = run
+            result["chat_race_one_winner_pct"] = round(100 * run["exactly_one_winner"] / run["races"], 2)
+            say(f"  {run}")
     finally:
         broker.stop()
     result["bench_seconds"] = round(time.monotonic() - began)
@@ -635,6 +657,19 @@ def write_readme(r: dict) -> None:
             table.append(f"- {m['profiles']:,} profiles read in {m['read_s']} s; RSS {m['rss_mb']} MB (an empty worker "
                          f"{m['empty_worker_rss_mb']} MB: {m['mb_per_million_profiles']} MB per million profiles, "
                          f"extrapolated); restart to ready {m['restart_to_ready_s']} s")
+    if "chat" in r:
+        c = r["chat"]
+        table += ["", "Support chat:", ""]
+        if "messages" in c:
+            m = c["messages"]
+            table.append(f"- messages from {m['chats']} clients on one worker to {m['operators']} operators on the "
+                         f"other, {m['rate_sent']} msg/s sent: {m['arrived']:,} of {m['messages']:,} arrived, "
+                         f"p50 {m['p50_ms']} ms, p99 {m['p99_ms']} ms, max {m['max_ms']} ms")
+        if "races" in c:
+            x = c["races"]
+            table.append(f"- {x['races']:,} accept races (two operators, two workers): exactly one winner "
+                         f"{x['exactly_one_winner']:,}, two winners {x['two_winners']}, none {x['no_winner']} "
+                         f"({x['seconds']} s)")
     if "backlog" in r:
         b = r["backlog"]
         table += ["", f"Backlog: {b['events']:,} events drained in {b['seconds']} s ({b['events_per_s']:,} events/s), "

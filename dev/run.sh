@@ -89,6 +89,8 @@ cat <<MSG
   Dashboard:  http://127.0.0.1:$web_port/#token=$token
   API:        curl -H 'Authorization: Bearer $token' http://127.0.0.1:$web_port/queues/status
   Metrics:    http://127.0.0.1:$web_port/metrics
+  Chat:       http://127.0.0.1:$web_port/chat/operator?token=dev-operator-token   (operator console)
+              http://127.0.0.1:$web_port/chat/client?token=dev-client-token       (a client)
 
   Ctrl-C stops the simulator, the worker and the broker.
 

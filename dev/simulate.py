@@ -36,11 +36,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
 from app.settings import Settings
+from dev.chat_traffic import ChatTraffic
 from dev.driver_traffic import DriverTraffic
 from dev.ivr_traffic import IvrTraffic
 from dev.operator_traffic import SIP_DROP_P, OperatorTraffic
 from tables.callcenter.events import NONE, QueueLogRecord
 from tables.callcenter.queue_log import to_json
+from tables.chat.settings import chat_settings
 from tables.deptrans.settings import deptrans_settings
 from tables.ivr.settings import ivr_settings
 
@@ -760,6 +762,7 @@ async def run(
     processes: int = 1,
     ivr_orders: float = 0.0,
     driver_statuses: float = 0.0,
+    chats: float = 0.0,
     operator_status: bool = False,
     sip_drop_p: float = SIP_DROP_P,
 ) -> int:
@@ -803,6 +806,11 @@ async def run(
     dt = deptrans_settings()
     driver_topics = {"profiles": dt.topic_driver_profiles, "positions": dt.topic_driver_positions,
                      "statuses": dt.topic_contractor_status}
+    cs = chat_settings()
+    support = (ChatTraffic(seed + 5, chats, wall_start, {"chat_events": cs.topic_chat_events,
+                                                         "support_queue": cs.topic_support_queue,
+                                                         "operator_events": cs.topic_operator_events},
+                           prefix=f"sim{process}") if chats > 0 else None)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     buffered: deque[QueueLogRecord] = deque()
     sim_step = max(0.01, min(1.0, 20.0 / rate)) * speed  # simulated seconds per model step
@@ -840,7 +848,8 @@ async def run(
             + (f"; {crm.commands} status commands to {crm.topic_commands}, {crm.registrations} SIP registrations "
                f"to {crm.topic_registrations}" if crm is not None else "")
             + (f"; drivers: {drivers.sent['statuses']} statuses, {drivers.sent['positions']} positions, "
-               f"{drivers.sent['profiles']} profiles of {drivers.drivers}" if drivers is not None else "") + ")")
+               f"{drivers.sent['profiles']} profiles of {drivers.drivers}" if drivers is not None else "")
+            + (f"; chat: {support.chats} chats, {support.sent} records" if support is not None else "") + ")")
 
     try:
         if progress:
@@ -874,6 +883,9 @@ async def run(
             if drivers is not None:
                 pending += [await producer.send(driver_topics[kind], value=value, key=key)
                             for kind, key, value in drivers.due(time.time())]
+            if support is not None:
+                pending += [await producer.send(chat_topic, value=value, key=key)
+                            for chat_topic, key, value in support.due(time.time())]
             sent += owed
             now = time.monotonic()
             history.append((now, sent))
@@ -940,6 +952,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--driver-statuses", type=float, default=None, metavar="PER_S",
                         help="drivers' status changes per second sent to contractor-status (with their positions "
                              "and profiles), beside the rate (default: one per 5 queue_log events/s; 0: none)")
+    parser.add_argument("--chats", type=float, default=None, metavar="PER_S",
+                        help="support chats opened per second (bot operators take most, some wait for the console), "
+                             "beside the rate (default: one per 1,000 queue_log events/s, at least 0.05; 0: none)")
     parser.add_argument("--no-operator-status", dest="operator_status", action="store_false",
                         help="send no operator CRM statuses (operator-commands) nor softphone registrations "
                              "(sip-registrations); by default they follow the operators' queue_log, beside the rate")
@@ -962,13 +977,16 @@ def _run_one(args: argparse.Namespace, settings: Settings, process: int, process
     ivr_orders = (args.rate / 50 if asked is None else asked) / processes
     asked_drivers = getattr(args, "driver_statuses", None)
     driver_statuses = (args.rate / 5 if asked_drivers is None else asked_drivers) / processes
+    asked_chats = getattr(args, "chats", None)
+    chats = (max(0.05, args.rate / 1000) if asked_chats is None else asked_chats) / processes
 
     async def supervise() -> int:
         task = asyncio.ensure_future(
             run(settings, rate=share, duration=args.duration, seed=seed, speed=getattr(args, "speed", 1.0),
                 loss=getattr(args, "loss", 0.0), operators=operators, queues=queues,
                 process=process, processes=processes, ivr_orders=ivr_orders, driver_statuses=driver_statuses,
-                operator_status=getattr(args, "operator_status", True), sip_drop_p=getattr(args, "sip_drops", SIP_DROP_P))
+                chats=chats, operator_status=getattr(args, "operator_status", True),
+                sip_drop_p=getattr(args, "sip_drops", SIP_DROP_P))
         )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -652,7 +652,7 @@ def test_the_command_line_sends_the_operators_crm_side_unless_switched_off(produ
     monkeypatch.delenv("TOPIC_SIP_REGISTRATIONS", raising=False)
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--rate", "200", "--duration", "0.3", "--seed", "4", "--ivr-orders", "0",
+    args = parser.parse_args(["--rate", "200", "--duration", "0.3", "--seed", "4", "--ivr-orders", "0", "--chats", "0",
                               "--driver-statuses", "0", *flags])
     assert main(args, Settings(topic_qapp_events="qapp-test")) == 0
     topics = {topic for topic, _, _ in producer.instances[-1].sent}
@@ -669,12 +669,30 @@ def test_the_command_line_sends_drivers_unless_switched_off(producer, monkeypatc
         monkeypatch.delenv(name, raising=False)
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--rate", "20", "--duration", "0.5", "--seed", "4", "--ivr-orders", "0",
+    args = parser.parse_args(["--rate", "20", "--duration", "0.5", "--seed", "4", "--ivr-orders", "0", "--chats", "0",
                               "--no-operator-status", *flags])
     assert main(args, Settings(topic_qapp_events="qapp-test")) == 0
     topics = {topic for topic, _, _ in producer.instances[-1].sent}
     driver_topics = {"contractor-status", "driver-positions", "driver-profiles"}
     assert (driver_topics <= topics) if drivers else not (driver_topics & topics)
+
+
+@pytest.mark.parametrize("flags, chats", [(["--chats", "50"], True), (["--chats", "0"], False)],
+                         ids=["on", "switched-off"])
+def test_the_command_line_sends_support_chats_unless_switched_off(producer, monkeypatch, flags, chats):
+    from app.settings import Settings
+    from dev.simulate import main
+
+    for name in ("TOPIC_CHAT_EVENTS", "TOPIC_SUPPORT_QUEUE", "TOPIC_OPERATOR_EVENTS"):
+        monkeypatch.delenv(name, raising=False)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args([]).chats is None  # the default: one per 1,000 events/s, at least 0.05
+    args = parser.parse_args(["--rate", "20", "--duration", "0.5", "--seed", "4", "--ivr-orders", "0",
+                              "--driver-statuses", "0", "--no-operator-status", *flags])
+    assert main(args, Settings(topic_qapp_events="qapp-test")) == 0
+    topics = {topic for topic, _, _ in producer.instances[-1].sent}
+    assert ({"chat_events", "operator_events"} <= topics) if chats else not ({"chat_events", "operator_events"} & topics)
 
 
 def test_a_shift_lasts_about_eight_hours_with_one_lunch_in_its_middle():
