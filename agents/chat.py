@@ -22,6 +22,7 @@ from app import codec
 from app.batching import BatchedTable, Outbox
 from app.main import app
 from app.stages import checked_route, process_envelopes
+from app.streamtime import Every
 from tables.chat.commands import DeskTick, MalformedCommand, parse_command
 from tables.chat.desk import Chat, Desk, Notice, apply_command
 from tables.chat.store import (
@@ -40,6 +41,7 @@ from tables.chat.store import (
 __all__ = ["DeskStage", "run_desk", "tick_desk"]
 
 ROUTE_BATCH = 1000
+archive_sweep = Every(chat.chat_sweep_s)
 
 for _public, _topic in (("chat_events", topics.chat_events), ("support_queue", topics.support_queue),
                         ("operator_events", topics.operator_events), ("admin_actions", topics.admin_actions)):
@@ -79,6 +81,8 @@ class DeskStage:
         desk = self.desks.get(DESK) or Desk()
         before = desk
         for command in messages:
+            if isinstance(command, DeskTick) and archive_sweep.due(self.partition):
+                self.forget_closed(command.at - chat.chat_keep_closed_s)
             chat_id = getattr(command, "chat_id", None)
             archived = self.archive.get(chat_id) if chat_id is not None and chat_id not in desk.chats else None
             outcome = apply_command(desk, command, archived, policy)
@@ -96,8 +100,17 @@ class DeskStage:
             for notice in outcome.notices:
                 counters.notices.labels(notice.payload["code"] if notice.type == "error" else notice.type).inc()
                 self.notices.append(notice_record(notice))
-        if desk is not before:
-            self.desks.put(DESK, desk)
+        if (desk.chats, desk.operators, desk.stats) != (before.chats, before.operators, before.stats):
+            self.desks.put(DESK, desk)  # a tick that changed nothing writes nothing
+
+    def forget_closed(self, before: float) -> None:
+        """Closed chats (and their messages) closed before `before` are deleted."""
+        for chat_id, closed in list(self.archive.table.items()):
+            if closed.closed_at is not None and closed.closed_at < before:
+                for seq in range(1, closed.last_seq + 1):
+                    self.messages.delete(message_key(chat_id, seq))
+                self.archive.delete(chat_id)
+                counters.forgotten.inc()
 
     def store(self) -> None:
         self.desks.flush()

@@ -29,6 +29,9 @@ class ChatSettings(DomainSettings):
     chat_history_page: int = Field(200, ge=1, le=5000)  # messages per history answer at most
     chat_outcome_wait_s: float = Field(5.0, gt=0)  # how long a REST command waits for the desk's answer
     chat_max_priority: int = Field(10, ge=1)
+    # a closed chat and its messages are kept this long, then deleted (looked for every CHAT_SWEEP_S)
+    chat_keep_closed_s: float = Field(30 * 86400.0, gt=0)
+    chat_sweep_s: float = Field(600.0, gt=0)
     # topic names (defaults per SPEC.md and the seed)
     topic_chat_events: str = "chat_events"
     topic_support_queue: str = "support_queue"

@@ -95,6 +95,7 @@ class ChatCounters:
     notices: Counter
     sockets: Gauge
     refused: Counter
+    forgotten: Counter
 
 
 counters = ChatCounters(
@@ -107,4 +108,6 @@ counters = ChatCounters(
     refused=Counter("switchboard_chat_refused_total",
                     "Chat requests refused at the edge (rate limit, size, validation), per reason", ["reason"],
                     registry=REGISTRY),
+    forgotten=Counter("switchboard_chat_forgotten_total",
+                      "Closed chats deleted with their messages after CHAT_KEEP_CLOSED_S", registry=REGISTRY),
 )
