@@ -6,7 +6,8 @@
                             chat_assignments (compacted, by chat);
                             chat-outbox (the notices, in order: every worker's WebSockets)
 
-Each route checks its topic's records (a bad one is a dead letter with its reason). One
+Each route checks its topic's records (a bad one is a dead letter with its reason) and
+passes by those this deployment's edges gave the desk themselves (web/chat.py). One
 stage owns the desk: exclusive assignment is the order of one partition. The worker owning
 it sends a `DeskTick` every CHAT_TICK_S (grace periods and presence leases).
 """
@@ -27,6 +28,7 @@ from tables.chat.commands import DeskTick, MalformedCommand, parse_command
 from tables.chat.desk import Chat, Desk, Notice, apply_command
 from tables.chat.store import (
     DESK,
+    applied_elsewhere,
     archive_table,
     chat,
     counters,
@@ -47,7 +49,7 @@ for _public, _topic in (("chat_events", topics.chat_events), ("support_queue", t
                         ("operator_events", topics.operator_events), ("admin_actions", topics.admin_actions)):
     checked_route(_topic, _topic.get_topic_name(),
                   lambda message, public=_public: parse_command(message.value, public),
-                  (MalformedCommand,), topics.chat_work, lambda _command: DESK, ROUTE_BATCH)
+                  (MalformedCommand,), topics.chat_work, lambda _command: DESK, ROUTE_BATCH, skip=applied_elsewhere)
 
 
 def assignment_record(chat: Chat, at: float) -> bytes:

@@ -97,11 +97,12 @@ class GuardedProducer(faust_aiokafka.Producer):
             if self._producer is not None:
                 await self._producer.flush()  # and whatever Faust's buffer task had in hand before them
 
-    async def send_answered(self, topic: str, key: Optional[bytes], value: Optional[bytes], timeout_s: float) -> Any:
+    async def send_answered(self, topic: str, key: Optional[bytes], value: Optional[bytes], timeout_s: float,
+                            partition: Optional[int] = None, headers: Any = None) -> Any:
         """A record somebody waits for (an HTTP command): sent, and its acknowledgement awaited
         for at most `timeout_s`. A refusal or a timeout is raised to the caller, who answers
         for it; it is no stream output, so it neither stops the worker nor refuses commits."""
-        delivery = await super().send(topic, key, value, None, None, None)
+        delivery = await super().send(topic, key, value, partition, None, headers)
         return await asyncio.wait_for(asyncio.shield(delivery), timeout_s)
 
     def _on_failure(self, error: BaseException) -> None:

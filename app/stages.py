@@ -104,7 +104,8 @@ async def crash_on_defect(what: str, body: Awaitable[None]) -> None:
 
 def checked_route(topic: faust.TopicT, name: str, parse: Callable[[Any], Any], rejects: tuple[type[Exception], ...],
                   to: faust.TopicT, key_of: Callable[[Any], str], batch: int = 1000,
-                  tracker: Optional[InputTracker] = None, time_of: Optional[Callable[[Any], float]] = None) -> None:
+                  tracker: Optional[InputTracker] = None, time_of: Optional[Callable[[Any], float]] = None,
+                  skip: Optional[Callable[[Any], bool]] = None) -> None:
     """A domain's route, as a task of the app: the raw records of `topic` in batches, each
     checked by `parse` (it takes the Kafka message; one of `rejects` raised is a dead letter
     with that reason) and sent, in envelopes, to the partition of `to` its `key_of` names.
@@ -119,6 +120,9 @@ def checked_route(topic: faust.TopicT, name: str, parse: Callable[[Any], Any], r
             outbox = Outbox(app)
             done: list[tuple[Any, Optional[float]]] = []
             for message in messages:
+                if skip is not None and skip(message):
+                    done.append((message, None))
+                    continue
                 try:
                     checked = parse(message)
                 except rejects as exc:

@@ -40,9 +40,10 @@ from faust import web
 from mode import Service
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from app import codec
 from app.feeds import TopicFollower
 from app.main import app, settings
-from tables.chat.commands import Actor, OperatorStatus, command_record
+from tables.chat.commands import Actor, OperatorStatus, checked_command
 from tables.chat.desk import (
     Chat,
     ChatState,
@@ -55,7 +56,19 @@ from tables.chat.desk import (
     queue_stats,
     waiting,
 )
-from tables.chat.store import DESK, archive_table, chat, counters, desk_table, message_key, messages_table, topics
+from tables.chat.store import (
+    APPLIED,
+    DESK,
+    archive_table,
+    chat,
+    counters,
+    desk_partition,
+    desk_table,
+    message_key,
+    messages_table,
+    seed_topic_name,
+    topics,
+)
 from web.common import ApiError, ApiView, ask_owner, identify, send_command
 from web.operations import STATIC
 from web.params import Body, Identifier, Query, body, identifier, query
@@ -65,6 +78,7 @@ __all__ = ["Switchboard", "board"]
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/chat"
+APPLIED_BY_US = settings.app_id.encode()
 EVERYONE = ("client", "operator", "lawyer", "admin")
 QUEUE_READERS = ("operator", "admin", "manager")
 ADMINS = ("admin",)
@@ -217,12 +231,15 @@ def _actor(role: str) -> Actor:
 
 
 async def _command(topic: Any, key: str, kind: str, **fields: Any) -> None:
+    """A command to the desk, at once (its partition of chat-work), and its record to the
+    seed's `topic` for everyone else, marked so that the route does not apply it again."""
     try:
-        value = command_record(kind, at=time.time(), **fields)
+        value, command = checked_command(seed_topic_name(topic), kind, at=time.time(), **fields)
     except ValueError as exc:
         counters.refused.labels("invalid").inc()
         raise ApiError(400, "bad_request", str(exc)) from None
-    await send_command(topic, key.encode(), value, kind)
+    await asyncio.gather(send_command(topics.chat_work, None, codec.pack([command]), kind, partition=desk_partition()),
+                         send_command(topic, key.encode(), value, kind, headers=[(APPLIED, APPLIED_BY_US)]))
 
 
 async def _presence(kind: str, conn: Connection) -> None:

@@ -109,12 +109,13 @@ def worker_urls() -> list[str]:
     return sorted(urls)
 
 
-async def send_command(topic: Any, key: bytes, value: bytes, what: str = "command") -> None:
+async def send_command(topic: Any, key: Optional[bytes], value: bytes, what: str = "command",
+                       partition: Optional[int] = None, headers: Any = None) -> None:
     """A command a caller waits for, on `topic`, acknowledged by Kafka within
     COMMAND_ACK_TIMEOUT_S; else ApiError 503 (it may or may not be applied)."""
     try:
         await app.producer.send_answered(  # type: ignore[attr-defined]
-            topic.get_topic_name(), key, value, settings.command_ack_timeout_s)
+            topic.get_topic_name(), key, value, settings.command_ack_timeout_s, partition, headers)
     except Exception as exc:
         raise ApiError(503, "unavailable", f"Kafka did not take the {what} ({type(exc).__name__}); "
                                            "it may or may not be applied: send it again") from None

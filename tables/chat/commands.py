@@ -27,7 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 __all__ = [
     "AcceptChat", "Actor", "AssignLawyer", "ChatCommand", "ChatCreated", "CloseChat", "DeskTick", "MalformedCommand",
     "MessageSent", "OperatorConnected", "OperatorDisconnected", "OperatorSeen", "OperatorStatus", "SetOperatorStatus",
-    "SetPriority", "TOPIC_TYPES", "TransferChat", "command_record", "parse_command",
+    "SetPriority", "TOPIC_TYPES", "TransferChat", "checked_command", "command_record", "parse_command",
 ]
 
 EPOCH_MIN, EPOCH_MAX = 946_684_800.0, 4_102_444_800.0  # 2000..2100
@@ -344,6 +344,21 @@ def typed(record: BaseModel) -> ChatCommand:
     if r.type == "operator_seen":
         return OperatorSeen(r.operator_id, r.lawyer, r.connection, at)
     return OperatorDisconnected(r.operator_id, r.lawyer, r.connection, at)
+
+
+def checked_command(topic: str, kind: str, **fields: object) -> tuple[bytes, ChatCommand]:
+    """A command of type `kind` for `topic` as the edges make it: its JSON record and the
+    typed message the route would make of it (checked once; a ValueError says what is wrong)."""
+    data = {"type": kind, **{k: (v.value if isinstance(v, Enum) else v) for k, v in fields.items()}}
+    if kind not in TOPIC_TYPES[topic]:
+        raise ValueError(f"type: {kind!r} does not go on {topic}")
+    try:
+        record = _RECORD.validate_python(data)
+    except ValidationError as exc:
+        raise ValueError(describe(exc)) from None
+    if topic == "admin_actions" and getattr(record, "by_role", Actor.SERVICE) not in ADMIN_ROLES:
+        raise ValueError(f"by_role: an admin action by {data.get('by_role')!r}")
+    return orjson.dumps(data), typed(record)
 
 
 def command_record(kind: str, **fields: object) -> bytes:

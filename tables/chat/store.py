@@ -35,8 +35,8 @@ from tables.chat.commands import (
 from tables.chat.desk import Chat, Desk, Policy, Posted
 from tables.chat.settings import chat_settings
 
-__all__ = ["ChatCounters", "ChatTopics", "DESK", "archive_table", "chat", "counters", "desk_partition", "desk_table",
-           "message_key", "messages_table", "policy", "topics"]
+__all__ = ["APPLIED", "ChatCounters", "ChatTopics", "DESK", "applied_elsewhere", "archive_table", "chat", "counters",
+           "desk_partition", "desk_table", "message_key", "messages_table", "policy", "seed_topic_name", "topics"]
 
 chat = chat_settings()
 DESK = "desk"
@@ -81,6 +81,29 @@ def _declare() -> ChatTopics:
 
 
 topics = _declare()
+_SEED_NAMES = {topics.chat_events.get_topic_name(): "chat_events",
+               topics.support_queue.get_topic_name(): "support_queue",
+               topics.operator_events.get_topic_name(): "operator_events",
+               topics.admin_actions.get_topic_name(): "admin_actions"}
+
+# The edges hand their commands to the desk directly (one hop less than through the route)
+# and write the record to its seed topic with this header: the route passes such records by.
+APPLIED = "switchboard-desk"
+_APPLIED_BY_US = settings.app_id.encode()
+
+
+def seed_topic_name(topic: faust.TopicT) -> str:
+    """The key of TOPIC_TYPES (tables/chat/commands.py) of one of the four input topics."""
+    return _SEED_NAMES[topic.get_topic_name()]
+
+
+def applied_elsewhere(message: object) -> bool:
+    """A record of an input topic whose command this deployment's edge gave the desk itself."""
+    headers = getattr(message, "headers", None)
+    if not headers:
+        return False
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return any(name == APPLIED and value == _APPLIED_BY_US for name, value in pairs)
 register_types((ChatCreated, MessageSent, AcceptChat, TransferChat, AssignLawyer, CloseChat, SetOperatorStatus,
                 SetPriority, OperatorConnected, OperatorSeen, OperatorDisconnected, DeskTick))
 

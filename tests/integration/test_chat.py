@@ -34,6 +34,24 @@ def lawyer(n: int) -> str:
     return f"test-lawyer-{n}"
 
 
+def consume_all_with_headers(deployment, public: str) -> list[tuple[bytes, tuple]]:
+    async def read():
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(deployment.topic(public), bootstrap_servers=deployment.broker.bootstrap,
+                                    auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        records: list[tuple[bytes, tuple]] = []
+        try:
+            while batch := await consumer.getmany(timeout_ms=1000):
+                records += [(m.value, tuple(m.headers)) for msgs in batch.values() for m in msgs]
+        finally:
+            await consumer.stop()
+        return records
+
+    return asyncio.run(read())
+
+
 def run(scenario):
     async def main():
         async with aiohttp.ClientSession() as session:
@@ -63,7 +81,7 @@ async def go_online(socket: Socket, capacity: int | None = None) -> None:
     await socket.next("operator_status", lambda f: f.get("request_id") == rid)
 
 
-def test_a_client_chat_reaches_every_operator_one_accepts_and_they_talk_across_workers(workers):
+def test_a_client_chat_reaches_every_operator_one_accepts_and_they_talk_across_workers(workers, deployment):
     first, second = workers
 
     async def scenario(session):
@@ -104,6 +122,16 @@ def test_a_client_chat_reaches_every_operator_one_accepts_and_they_talk_across_w
         status, history = await asyncio.to_thread(http_get, f"{first.url}{API}/chats/{chat_id}/messages?after=5",
                                                   client(1))
         assert status == 200 and [m["message_id"] for m in history["messages"]] == [6, 7]
+
+        # the edges gave the desk each command once, and wrote each to the seed's topic, marked
+        work = await asyncio.to_thread(consume_all, deployment.broker.bootstrap, f"{deployment.name}-chat-work", 1.0)
+        sent = [fields for _, value in work for name, fields in orjson.loads(value)
+                if name == "MessageSent" and fields["chat_id"] == chat_id]
+        assert len(sent) == 6
+        records = await asyncio.to_thread(consume_all_with_headers, deployment, "chat_events")
+        ours = [(orjson.loads(value), headers) for value, headers in records if orjson.loads(value)["chat_id"] == chat_id]
+        assert [r["type"] for r, _ in ours] == ["chat_created", "message_sent", *["message_sent"] * 5]
+        assert all(("switchboard-desk", deployment.name.encode()) in headers for _, headers in ours)
 
         await me.send("close_chat", {"reason": "thanks"})
         closed = await op1.next("chat_closed", lambda f: f["payload"]["chat_id"] == chat_id)
