@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 class TopicFollower(Service):
     def __init__(self, topic: Callable[[], str], bootstrap: str, on_record: Callable[[Any], None],
-                 from_end: bool = False, **kwargs: Any) -> None:
+                 from_end: bool = False, fetch_max_wait_ms: int = 50, **kwargs: Any) -> None:
         """`from_end`: only what comes after the start (a push feed); `caught_up` is then set
         once the ends are known, and after the broker comes back it goes on where it was."""
         super().__init__(**kwargs)
@@ -31,6 +31,9 @@ class TopicFollower(Service):
         self.bootstrap = bootstrap
         self.on_record = on_record
         self.from_end = from_end
+        # a fetch parked at the broker holds back the partitions it left out (those whose
+        # records were not yet handed on when it was made) this long at most
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.next_offsets: dict[int, int] = {}
         self.caught_up = asyncio.Event()
 
@@ -41,7 +44,7 @@ class TopicFollower(Service):
         topic = self.topic()
         while not self.should_stop:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                        auto_offset_reset="earliest", fetch_max_wait_ms=50)
+                                        auto_offset_reset="earliest", fetch_max_wait_ms=self.fetch_max_wait_ms)
             try:
                 await consumer.start()
                 partitions = await partitions_of(consumer, topic)
