@@ -1,9 +1,10 @@
 """Support chat's edges (seed 004; SPEC.md "HTTP API", support chat), prefix /api/v1/chat.
 
-Writes become commands on the seed's topics (chat_events, support_queue, operator_events,
-admin_actions), sent once Kafka has them; the desk (agents/chat.py) decides, and its
-notices come back on chat-outbox, which every worker follows from its end and hands to its
-own WebSockets (`Switchboard`): a client and an operator on two workers hear the same
+Writes become commands: each goes to the desk's partition of chat-work at once, and its
+record to the seed's topic (chat_events, support_queue, operator_events, admin_actions),
+marked so that the route does not apply it again; both are sent once Kafka has them. The
+desk (agents/chat.py) decides, and its notices come back on chat-outbox, which every
+worker follows from its end and hands to its own WebSockets (`Switchboard`): a client and an operator on two workers hear the same
 things in the same order. A REST command waits for the desk's answer to it (its
 `request_id`) up to CHAT_OUTCOME_WAIT_S: an error notice is a 4xx, no answer in time a 202.
 
