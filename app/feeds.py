@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from mode import Service
+
+from app.partitioner import partition_of
 
 __all__ = ["TopicFollower", "partitions_of"]
 
@@ -23,7 +25,8 @@ log = logging.getLogger(__name__)
 
 class TopicFollower(Service):
     def __init__(self, topic: Callable[[], str], bootstrap: str, on_record: Callable[[Any], None],
-                 from_end: bool = False, fetch_max_wait_ms: int = 50, **kwargs: Any) -> None:
+                 from_end: bool = False, fetch_max_wait_ms: int = 50, only_key: Optional[str] = None,
+                 **kwargs: Any) -> None:
         """`from_end`: only what comes after the start (a push feed); `caught_up` is then set
         once the ends are known, and after the broker comes back it goes on where it was."""
         super().__init__(**kwargs)
@@ -34,6 +37,9 @@ class TopicFollower(Service):
         # a fetch parked at the broker holds back the partitions it left out (those whose
         # records were not yet handed on when it was made) this long at most
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        # only the partition records keyed `only_key` go to (a feed written under one key):
+        # a fetch then never waits at the broker on partitions that hold nothing
+        self.only_key = only_key
         self.next_offsets: dict[int, int] = {}
         self.caught_up = asyncio.Event()
 
@@ -48,6 +54,8 @@ class TopicFollower(Service):
             try:
                 await consumer.start()
                 partitions = await partitions_of(consumer, topic)
+                if self.only_key is not None:
+                    partitions = [partitions[partition_of(self.only_key, len(partitions))]]
                 consumer.assign(partitions)
                 ends = {tp.partition: end for tp, end in (await consumer.end_offsets(partitions)).items()}
                 for tp in partitions:

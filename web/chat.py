@@ -133,7 +133,8 @@ class Switchboard(Service):
         self.connections: set[Connection] = set()
         self.waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.follower = TopicFollower(lambda: topics.chat_outbox.get_topic_name(), settings.kafka_bootstrap,
-                                      self.on_record, from_end=True, fetch_max_wait_ms=chat.chat_push_fetch_wait_ms)
+                                      self.on_record, from_end=True, fetch_max_wait_ms=chat.chat_push_fetch_wait_ms,
+                                      only_key=DESK)  # the desk writes every notice under its key
 
     def on_init_dependencies(self) -> list[Any]:
         return [self.follower]

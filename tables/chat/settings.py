@@ -27,9 +27,9 @@ class ChatSettings(DomainSettings):
     chat_rate_per_s: float = Field(5.0, gt=0)  # messages and commands per user and worker, sustained
     chat_rate_burst: int = Field(20, ge=1)  # ... and at once
     chat_history_page: int = Field(200, ge=1, le=5000)  # messages per history answer at most
-    # how long each worker's fetch of chat-outbox may wait at the broker: a fetch made while
-    # notices were being handed on leaves their partition out until it returns
-    chat_push_fetch_wait_ms: int = Field(10, ge=1, le=500)
+    # how long each worker's fetch of the notices (chat-outbox) may wait at the broker when
+    # none come: each worker asks this often when the chat is quiet
+    chat_push_fetch_wait_ms: int = Field(200, ge=1, le=1000)
     chat_outcome_wait_s: float = Field(5.0, gt=0)  # how long a REST command waits for the desk's answer
     chat_max_priority: int = Field(10, ge=1)
     # a closed chat and its messages are kept this long, then deleted (looked for every CHAT_SWEEP_S)
