@@ -50,7 +50,8 @@ from tables.chat.desk import (
     ChatState,
     Desk,
     Posted,
-    iso_time,
+    assigned_payload,
+    available_payload,
     may_see,
     message_payload,
     operator_view,
@@ -274,23 +275,24 @@ async def _decided(topic: Any, key: str, kind: str, **fields: Any) -> tuple[int,
 
 
 async def _desk(request: web.Request) -> Desk:
-    async def local() -> Any:
-        return orjson.loads(orjson.dumps(desk_table.get(DESK) or Desk()))
+    """The desk: this worker's own state if it owns it (no JSON round trip), else its owner's answer."""
+    async def local() -> Desk:
+        return desk_table.get(DESK) or Desk()
 
-    return Desk.from_json(await ask_owner(desk_table, DESK, f"{PREFIX}/internal/desk", local, request))
+    answer = await ask_owner(desk_table, DESK, f"{PREFIX}/internal/desk", local, request)
+    return answer if isinstance(answer, Desk) else Desk.from_json(answer)
 
 
 def _local_chat(chat_id: str, after: int, limit: int) -> dict[str, Any]:
+    """A chat (open or closed; None if unknown) and its messages after `after`, from this worker's tables."""
     desk = desk_table.get(DESK) or Desk()
     found = desk.chats.get(chat_id) or archive_table.get(chat_id)
-    if found is None:
-        return {"chat": None, "messages": []}
     messages = []
-    for seq in range(after + 1, min(found.last_seq, after + limit) + 1):
+    for seq in range(after + 1, min(found.last_seq, after + limit) + 1) if found is not None else ():
         posted = messages_table.get(message_key(chat_id, seq))
         if posted is not None:
             messages.append(posted)
-    return orjson.loads(orjson.dumps({"chat": found, "messages": messages}))
+    return {"chat": found, "messages": messages}
 
 
 async def _chat(request: web.Request, chat_id: str, role: str, user: str, after: int = 0,
@@ -305,11 +307,11 @@ async def _chat(request: web.Request, chat_id: str, role: str, user: str, after:
     answer = await ask_owner(desk_table, DESK, path, local, request)
     if answer["chat"] is None:
         raise ApiError(404, "unknown_chat", f"no chat {chat_id}")
-    found = Chat.from_json(answer["chat"])
+    found = answer["chat"] if isinstance(answer["chat"], Chat) else Chat.from_json(answer["chat"])
     if not may_see(found, role, user) or (role == "operator" and found.state is ChatState.CLOSED
                                           and found.operator_id != user):
         raise ApiError(403, "forbidden", f"chat {chat_id} is not yours")
-    return found, [Posted.from_json(m) for m in answer["messages"]]
+    return found, [m if isinstance(m, Posted) else Posted.from_json(m) for m in answer["messages"]]
 
 
 class AfterQuery(Query):
@@ -672,16 +674,11 @@ async def _greet(socket: aioweb.WebSocketResponse, request: web.Request, conn: C
         desk = await _desk(request)
         if conn.role != "lawyer":
             for c in waiting(desk):
-                await _send(socket, _frame("new_chat_available", {
-                    "chat_id": c.chat_id, "client_id": c.client_id, "queue": c.queue, "priority": c.priority,
-                    "waiting_since": iso_time(c.queued_at)}))
+                await _send(socket, _frame("new_chat_available", available_payload(c)))
         for c in sorted(desk.chats.values(), key=lambda c: c.created_at):
             if c.state is ChatState.ASSIGNED and (c.operator_id == conn.user or conn.role == "admin") and may_see(
                     c, conn.role, conn.user):
-                await _send(socket, _frame("chat_assigned", {"chat_id": c.chat_id, "client_id": c.client_id,
-                                                             "role": c.kind.value if c.kind.value == "lawyer"
-                                                             else "operator", "operator_id": c.operator_id,
-                                                             "queue": c.queue, "how": "connected"}))
+                await _send(socket, _frame("chat_assigned", assigned_payload(c, "connected")))
     if asked.chat_id is not None and asked.since is not None:
         after = asked.since
         while True:

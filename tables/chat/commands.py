@@ -27,7 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 __all__ = [
     "AcceptChat", "Actor", "AssignLawyer", "ChatCommand", "ChatCreated", "CloseChat", "DeskTick", "MalformedCommand",
     "MessageSent", "OperatorConnected", "OperatorDisconnected", "OperatorSeen", "OperatorStatus", "SetOperatorStatus",
-    "SetPriority", "TOPIC_TYPES", "TransferChat", "checked_command", "command_record", "parse_command",
+    "SetPriority", "TOPIC_TYPES", "TransferChat", "checked_command", "parse_command",
 ]
 
 EPOCH_MIN, EPOCH_MAX = 946_684_800.0, 4_102_444_800.0  # 2000..2100
@@ -307,9 +307,14 @@ def parse_command(raw: Optional[bytes], topic: str) -> ChatCommand:
         record = _RECORD.validate_python(data)
     except ValidationError as exc:
         raise MalformedCommand(describe(exc)) from None
-    if topic == "admin_actions" and getattr(record, "by_role", Actor.SERVICE) not in ADMIN_ROLES:
-        raise MalformedCommand(f"by_role: an admin action by {data.get('by_role')!r}")
+    _check_actor(topic, record, data, MalformedCommand)
     return typed(record)
+
+
+def _check_actor(topic: str, record: BaseModel, data: dict[str, Any], error: type[ValueError]) -> None:
+    """`admin_actions` carries what admins (or services) do, nobody else."""
+    if topic == "admin_actions" and getattr(record, "by_role", Actor.SERVICE) not in ADMIN_ROLES:
+        raise error(f"by_role: an admin action by {data.get('by_role')!r}")
 
 
 def describe(exc: ValidationError) -> str:
@@ -356,17 +361,5 @@ def checked_command(topic: str, kind: str, **fields: object) -> tuple[bytes, Cha
         record = _RECORD.validate_python(data)
     except ValidationError as exc:
         raise ValueError(describe(exc)) from None
-    if topic == "admin_actions" and getattr(record, "by_role", Actor.SERVICE) not in ADMIN_ROLES:
-        raise ValueError(f"by_role: an admin action by {data.get('by_role')!r}")
+    _check_actor(topic, record, data, ValueError)
     return orjson.dumps(data), typed(record)
-
-
-def command_record(kind: str, **fields: object) -> bytes:
-    """The JSON record of a command of type `kind` (what the edges write), checked as the
-    route will check it: a ValueError says what is wrong."""
-    data = {"type": kind, **{k: (v.value if isinstance(v, Enum) else v) for k, v in fields.items()}}
-    try:
-        _RECORD.validate_python(data)
-    except ValidationError as exc:
-        raise ValueError(describe(exc)) from None
-    return orjson.dumps(data)

@@ -47,7 +47,8 @@ from tables.chat.commands import (
 
 __all__ = [
     "Chat", "ChatKind", "ChatState", "Desk", "DeskOutcome", "Notice", "Operator", "Policy", "Posted", "QueueStats",
-    "apply_command", "iso_time", "lawyer_chat_id", "may_see", "queue_order", "queue_stats", "waiting",
+    "apply_command", "assigned_payload", "available_payload", "iso_time", "lawyer_chat_id", "may_see",
+    "message_payload", "operator_view", "queue_order", "queue_stats", "waiting",
 ]
 
 ROLE_OPERATORS, ROLE_ADMINS = "role:operator", "role:admin"
@@ -325,8 +326,7 @@ class _Step:
         assigned = replace(chat, state=ChatState.ASSIGNED, operator_id=op.operator_id, assigned_at=self.at)
         self.set_chat(assigned)
         self.give_to(self.operators.get(op.operator_id, op), chat.chat_id)
-        payload = {"chat_id": chat.chat_id, "client_id": chat.client_id, "role": "operator",
-                   "operator_id": op.operator_id, "queue": chat.queue, "how": how}
+        payload = assigned_payload(assigned, how)
         if was is not None and was != op.operator_id:
             payload["from_operator_id"] = was
             if reason:
@@ -349,9 +349,7 @@ class _Step:
         self.announce(queued)
 
     def announce(self, chat: Chat) -> None:
-        self.say(QUEUE_WATCHERS, "new_chat_available",
-                 {"chat_id": chat.chat_id, "client_id": chat.client_id, "queue": chat.queue,
-                  "priority": chat.priority, "waiting_since": iso_time(chat.queued_at)})
+        self.say(QUEUE_WATCHERS, "new_chat_available", available_payload(chat))
 
     def hand_on(self, op: Operator, reason: str) -> None:
         """`op` went away: each of their support chats to the fairest other operator, or to
@@ -389,6 +387,19 @@ class _Step:
         self.chats[chat.chat_id] = after
         self.say(chat.participants, "message", message_payload(posted), request_id)
         return after
+
+
+def assigned_payload(chat: Chat, how: str) -> dict[str, Any]:
+    """What `chat_assigned` says of an assigned chat (`how`: accepted, auto, transferred, ...)."""
+    return {"chat_id": chat.chat_id, "client_id": chat.client_id,
+            "role": "lawyer" if chat.kind is ChatKind.LAWYER else "operator", "operator_id": chat.operator_id,
+            "queue": chat.queue, "how": how}
+
+
+def available_payload(chat: Chat) -> dict[str, Any]:
+    """What `new_chat_available` says of a queued chat."""
+    return {"chat_id": chat.chat_id, "client_id": chat.client_id, "queue": chat.queue, "priority": chat.priority,
+            "waiting_since": iso_time(chat.queued_at)}
 
 
 def message_payload(posted: Posted) -> dict[str, Any]:
@@ -456,9 +467,7 @@ def _accept(step: _Step, a: AcceptChat, archived: Optional[Chat]) -> None:
         return
     if chat.state is ChatState.ASSIGNED:
         if chat.operator_id == a.operator_id:  # accepted twice: the same answer again
-            step.say((who,), "chat_assigned", {"chat_id": chat.chat_id, "client_id": chat.client_id,
-                                               "role": "operator", "operator_id": a.operator_id,
-                                               "queue": chat.queue, "how": "accepted"}, a.request_id)
+            step.say((who,), "chat_assigned", assigned_payload(chat, "accepted"), a.request_id)
         else:
             step.refuse(who, "already_assigned", f"chat {a.chat_id} is taken", a.request_id, a.chat_id,
                         operator_id=chat.operator_id)
@@ -529,9 +538,7 @@ def _lawyer(step: _Step, a: AssignLawyer, archived: Optional[Chat]) -> None:
                       a.at, operator_id=a.lawyer_id, assigned_at=a.at, parent_id=chat.chat_id)
         step.set_chat(opened)
         step.give_to(lawyer, chat_id)
-        step.say((lawyer.address,), "chat_assigned", {"chat_id": chat_id, "client_id": chat.client_id,
-                                                      "role": "lawyer", "operator_id": a.lawyer_id,
-                                                      "queue": chat.queue, "how": "lawyer"})
+        step.say((lawyer.address,), "chat_assigned", assigned_payload(opened, "lawyer"))
     step.say(to, "lawyer_assigned", payload, a.request_id)
 
 

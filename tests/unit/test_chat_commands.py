@@ -21,7 +21,6 @@ from tables.chat.commands import (
     SetOperatorStatus,
     SetPriority,
     TransferChat,
-    command_record,
     parse_command,
 )
 
@@ -84,12 +83,3 @@ def test_each_type_on_its_topic(topic, fields, expected):
 def test_what_a_topic_refuses_says_why(raw, topic, reason):
     with pytest.raises(MalformedCommand, match=reason):
         parse_command(raw, topic)
-
-
-def test_the_edges_write_what_the_routes_read():
-    raw = command_record("message_sent", chat_id="c", sender_id="u", sender_role=Actor.CLIENT, text="hi",
-                         message_id="m", at=AT)
-    assert parse_command(raw, "chat_events") == MessageSent("c", "u", Actor.CLIENT, "hi", "m", None, AT)
-    with pytest.raises(ValueError, match="text"):
-        command_record("message_sent", chat_id="c", sender_id="u", sender_role=Actor.CLIENT, text="", message_id="m",
-                       at=AT)
