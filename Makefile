@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 KAFKA_PORT ?= 9092
 JARS := dev/kafka/target/dependency/.resolved
 
-.PHONY: install broker broker-stop run test unit lint bench bench-peer profile chromium clean
+.PHONY: install broker broker-stop run test unit lint bench bench-peer profile chromium promtool clean
 
 install: $(VENV)/.installed
 
@@ -33,10 +33,16 @@ chromium:
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null; }
 
+# promtool checks the Prometheus alert rules and scrape config in deploy/prometheus/ (tests/deploy)
+promtool:
+	@command -v promtool >/dev/null || { echo "== installing Debian's prometheus (promtool, for the alert rules' tests)"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
 run: install $(JARS)
 	@KAFKA_PORT=$(KAFKA_PORT) dev/run.sh
 
-test: install $(JARS) chromium lint
+test: install $(JARS) chromium promtool lint
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # the habits' gate: lint and import order everywhere (tests too), types in app/ and tables/ (pyproject.toml)

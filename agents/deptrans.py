@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional, cast
 import faust
 from mode import Service
 
-from app import codec
+from app import codec, metrics
 from app.batching import BatchedTable, Outbox, in_partition
 from app.breaker import BreakerState, CircuitBreaker
 from app.krt import KrtClient, KrtRefused, KrtUnavailable
@@ -323,10 +323,12 @@ def _forgotten_entry(entry: QueueEntry, now: float, kept_s: float) -> Optional[Q
 
 
 def _sender() -> KrtSender:
-    krt = None
-    if deptrans.krt_url:
-        krt = KrtClient(deptrans.krt_url, timeout_s=deptrans.krt_timeout_s)
+    krt = None if deptrans.krt is None else KrtClient(deptrans.krt, timeout_s=deptrans.krt_timeout_s)
     personal = PersonalClient(deptrans.personal_url, deptrans.personal_timeout_s) if deptrans.personal_url else None
+    metrics.declare_integration("krt", krt is not None, "KRT_URL is not set: driver statuses wait in the queue, "
+                                "KRT ID checks answer 503")
+    metrics.declare_integration("personal", personal is not None, "PERSONAL_URL is not set: no licence number, so "
+                                "nothing can be sent to KRT")
     return KrtSender(krt, personal)
 
 

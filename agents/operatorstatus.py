@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, cast
 import faust
 from mode import Service
 
-from app import codec
+from app import codec, metrics
 from app.ami import AmiClient, AmiError, AmiRefused
 from app.batching import BatchedTable, Outbox
 from app.main import app
@@ -240,7 +240,7 @@ class AsteriskSync(Service):
             return min(operator_status.ami_retry_max_s, 0.5 * 2 ** (attempt - 1)) * (0.8 + 0.4 * random.random())
         else:
             counters.pause_syncs.labels("ok").inc()
-            log.info("Asterisk queue member %s %s", operator, "paused" if pause.paused else "unpaused")
+            log.debug("Asterisk queue member %s %s", operator, "paused" if pause.paused else "unpaused")
         if self.pending.get(key) is pause:  # a newer one may have come meanwhile
             del self.pending[key]
             self.attempts.pop(key, None)
@@ -293,4 +293,6 @@ class AsteriskSync(Service):
 
 
 asterisk_sync = AsteriskSync(operator_status.ami_url)
+metrics.declare_integration("ami", operator_status.ami_url is not None, "AMI_URL is not set: Asterisk's pauses are not "
+                            "kept in step with the CRM status, nor repaired")
 app.service(cast(Any, asterisk_sync))  # started with the app (Faust takes instances too)

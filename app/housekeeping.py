@@ -86,6 +86,10 @@ async def _mark(timed: TimedInput, now: float, backlog: int) -> None:
     tracker.stale = (tracker.lag_s is not None and tracker.lag_s > settings.stale_after_s) or (
         backlog > settings.stale_backlog_records
     )
+    name = timed.topic.get_topic_name()
+    metrics.answers_stale.labels(name).set(1 if tracker.stale else 0)
+    if tracker.lag_s is not None:
+        metrics.input_lag_seconds.labels(name).set(round(tracker.lag_s, 3))
 
 
 @app.on_partitions_revoked.connect

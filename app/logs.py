@@ -38,7 +38,7 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    for noisy in ("aiokafka", "faust.transport", "faust.tables.recovery", "mode"):
+    for noisy in ("aiokafka", "faust.transport", "faust.tables.recovery", "faust.stores", "mode"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -21,7 +21,7 @@ from app.partitioner import key_partitioner, partition_of
 from app.rawinput import RawInputConductor
 from app.settings import Settings, get_settings
 from app.state import StateTable
-from app.topics import dead_letters_topic, ensure_topics
+from app.topics import dead_letters_topic, ensure_topics, replica_configs
 
 __all__ = ["DOMAIN_PACKAGES", "app", "create_app", "dead_letters", "settings", "state_table"]
 
@@ -100,7 +100,8 @@ def state_table(name: str, decode: Callable[[Any], Any], cache_keys: int = 0, st
     the stream that writes it (`app.partitioner`). `standby_reads`: its standby replicas
     apply each changelog record as it comes (Faust's default gathers 1,000 first), so a view
     may answer from one (`web.common.ask_owner(standby_ok=True)`)."""
-    table: Any = app.Table(name, partitions=settings.partitions, standby_buffer_size=1 if standby_reads else None)
+    table: Any = app.Table(name, partitions=settings.partitions, standby_buffer_size=1 if standby_reads else None,
+                           extra_topic_configs=replica_configs(settings))
     # Faust tables take their serializers from key/value types, never from a schema; raw
     # keys matter: the router hashes the serialized key to find a key's owner, and that
     # must agree with the partition the key's stream was produced to.

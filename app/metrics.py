@@ -1,16 +1,49 @@
-"""Prometheus metrics of the service (served at GET /metrics)."""
+"""Prometheus metrics of the service (served at GET /metrics).
+
+Beside the service's own series, the registry carries the process's (memory, CPU, file
+descriptors: `process_*`) and the interpreter's (`python_*`, garbage collections), and
+`switchboard_build_info` says which build answers.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector, ProcessCollector
+
+from app.version import revision, version
 
 __all__ = [
-    "REGISTRY", "StageRates", "ami_connected", "consumer_lag", "delivery_failures", "event_delay_seconds", "events_ignored",
+    "REGISTRY", "StageRates", "ami_connected", "answers_stale", "build_info", "declare_integration", "input_lag_seconds",
+    "integration_enabled", "integrations", "ready", "consumer_lag", "delivery_failures", "event_delay_seconds", "events_ignored",
     "events_in", "events_out", "events_rejected", "external_calls", "http_internal_errors", "http_requests",
     "krt_call_seconds", "late_events", "processing_seconds", "stage_rate", "stage_rates", "staleness_resets", "table_size",
 ]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+log = logging.getLogger(__name__)
+
+build_info = Gauge("switchboard_build_info", "The build answering: 1, labelled with its version and git revision",
+                   ["version", "revision"], registry=REGISTRY)
+build_info.labels(version(), revision()).set(1)
+ready = Gauge("switchboard_ready", "1 while this worker is ready (GET /ready answers 200), else 0; refreshed on each scrape",
+              registry=REGISTRY)
+integration_enabled = Gauge(
+    "switchboard_integration_enabled", "1 where an optional external system is configured, 0 where its setting is unset "
+    "(the integration is off)", ["integration"], registry=REGISTRY,
+)
+input_lag_seconds = Gauge(
+    "switchboard_input_lag_seconds", "How far behind this worker's processing of an input is (event time vs now), per input",
+    ["topic"], registry=REGISTRY,
+)
+answers_stale = Gauge(
+    "switchboard_answers_stale", "1 while the answers built from an input are marked stale (lag over STALE_AFTER_S or a "
+    "backlog over STALE_BACKLOG_RECORDS), else 0", ["topic"], registry=REGISTRY,
+)
 
 events_in = Counter("switchboard_events_in_total", "Records consumed, per topic", ["topic"], registry=REGISTRY)
 events_out = Counter("switchboard_events_out_total", "Records produced, per topic", ["topic"], registry=REGISTRY)
@@ -68,6 +101,23 @@ krt_call_seconds = Histogram(
     ["endpoint"], registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+
+_integrations: dict[str, str] = {}
+
+
+def declare_integration(name: str, enabled: bool, off_because: str) -> None:
+    """An optional external system (AMI, KRT, personal): on, or off and why, visibly (a warning,
+    the gauge, `integrations()` for /health and /ready)."""
+    integration_enabled.labels(name).set(1 if enabled else 0)
+    if not enabled and _integrations.get(name) != f"off: {off_because}":
+        log.warning("Integration %s is off: %s", name, off_because, extra={"integration": name})
+    _integrations[name] = "on" if enabled else f"off: {off_because}"
+
+
+def integrations() -> dict[str, str]:
+    """Each optional integration declared so far: "on", or "off: <why>"."""
+    return dict(sorted(_integrations.items()))
 
 
 class StageRates:

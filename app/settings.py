@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, Optional
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DomainSettings", "ROLES", "Settings", "get_settings"]
+__all__ = ["DomainSettings", "ROLES", "Settings", "check_http_url", "get_settings"]
 
 ROLES = ("manager", "operator", "client", "lawyer", "admin", "driver", "service")
 
@@ -37,11 +39,14 @@ class Settings(DomainSettings):
                         "dev-driver-token=driver,dev-client-token=client:client-1,dev-client2-token=client:client-2,"
                         "dev-operator-token=operator:op-1,dev-operator2-token=operator:op-2,"
                         "dev-lawyer-token=lawyer:lawyer-1")
-    log_level: str = "info"
-    log_format: str = "json"  # json | text
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_format: Literal["json", "text"] = "json"  # one JSON object per line, or plain text
 
     # Kafka / Faust tuning (tests set the timeouts low for fast start-up)
     replication_factor: int = Field(1, ge=1)
+    # min.insync.replicas of every topic and changelog the service creates (unset: the broker's default);
+    # with the producer's acks=all, a write is acknowledged once this many replicas have it
+    min_insync_replicas: Optional[int] = Field(None, ge=1)
     standby_replicas: int = Field(1, ge=0)
     broker_session_timeout_s: float = 30.0
     broker_heartbeat_interval_s: float = 3.0
@@ -82,6 +87,23 @@ class Settings(DomainSettings):
     topic_dead_letters: str = "dead-letters"
     topic_qapp_events: str = "qapp-events"
 
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("min_insync_replicas", mode="before")
+    @classmethod
+    def _empty_is_broker_default(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _replicas_fit(self) -> "Settings":
+        if self.min_insync_replicas is not None and self.min_insync_replicas > self.replication_factor:
+            raise ValueError(f"MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) must not exceed REPLICATION_FACTOR "
+                             f"({self.replication_factor}): no write could ever be acknowledged")
+        return self
+
     @field_validator("auth_tokens")
     @classmethod
     def _tokens_well_formed(cls, value: str) -> str:
@@ -118,6 +140,19 @@ class Settings(DomainSettings):
     def internal_topic(self, name: str) -> str:
         """Internal topics carry the app id, so two deployments on one cluster never mix."""
         return f"{self.app_id}-{name}"
+
+
+def check_http_url(url: str) -> str:
+    """`url` if it is an http(s) URL with a host (a service the worker calls), else ValueError naming it."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # raises ValueError when not a number in range
+    except ValueError as exc:
+        raise ValueError(f"expected http(s)://host[:port]: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected http(s)://host[:port][/path], got a URL with scheme {parts.scheme!r} "
+                         f"and host {parts.hostname!r}")
+    return url.strip()
 
 
 @lru_cache(maxsize=1)

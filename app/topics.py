@@ -14,7 +14,7 @@ import faust
 
 from app.settings import Settings
 
-__all__ = ["WEEK_S", "declare_topic", "dead_letters_topic", "ensure_topics", "topic_specs"]
+__all__ = ["WEEK_S", "declare_topic", "dead_letters_topic", "ensure_topics", "replica_configs", "topic_specs"]
 
 WEEK_S = 7 * 86400
 _SPECS: dict[str, dict[str, str]] = {}  # topic name -> Kafka configs, as declared
@@ -23,7 +23,7 @@ _SPECS: dict[str, dict[str, str]] = {}  # topic name -> Kafka configs, as declar
 def declare_topic(app: faust.App, settings: Settings, name: str, *, compacted: bool = False,
                   retention_s: float | None = None) -> faust.TopicT:
     """A raw-bytes topic of `settings.partitions` partitions, created at start-up if missing."""
-    configs: dict[str, str] = {}
+    configs = replica_configs(settings)
     if compacted:
         configs["cleanup.policy"] = "compact"
     if retention_s is not None:
@@ -38,6 +38,13 @@ def declare_topic(app: faust.App, settings: Settings, name: str, *, compacted: b
         retention=retention_s,
         internal=True,  # declare (create) on start; names are ours either way
     )
+
+
+def replica_configs(settings: Settings) -> dict[str, str]:
+    """The replica configs of every topic and changelog the service creates (`MIN_INSYNC_REPLICAS`)."""
+    if settings.min_insync_replicas is None:
+        return {}  # the broker's default
+    return {"min.insync.replicas": str(settings.min_insync_replicas)}
 
 
 def dead_letters_topic(app: faust.App, settings: Settings) -> faust.TopicT:

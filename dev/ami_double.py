@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
@@ -37,8 +37,8 @@ from dev.control import control_errors, read_body
 from web.errors import json_error
 
 __all__ = [
-    "AmiDouble", "BANNER", "DEFAULT_SECRET", "DEFAULT_USERNAME", "Member", "ReceivedAction", "control_app", "main",
-    "parse_members",
+    "AmiDouble", "BANNER", "DEFAULT_SECRET", "DEFAULT_USERNAME", "Member", "ReceivedAction", "add_arguments", "control_app",
+    "main", "parse_members", "run",
 ]
 
 log = logging.getLogger(__name__)
@@ -440,34 +440,33 @@ def parse_members(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m dev.ami_double", description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--port", type=int, default=5038, help="AMI port on 127.0.0.1 (0: any free one)")
-    parser.add_argument("--control-port", type=int, default=5039, help="HTTP control port on 127.0.0.1 (0: any free one)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 in a container)")
+    parser.add_argument("--port", type=int, default=5038, help="AMI port (0: any free one)")
+    parser.add_argument("--control-port", type=int, default=5039, help="HTTP control port (0: any free one)")
     parser.add_argument("--username", default=DEFAULT_USERNAME)
     parser.add_argument("--secret", default=DEFAULT_SECRET)
     parser.add_argument("--members", type=parse_members, default=[], help="queue:interface,... present at start")
     parser.add_argument("--lenient", action="store_true",
                         help="a QueuePause for an unknown interface adds it as a member instead of 'Interface not found'")
-    return parser.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> None:
     double = AmiDouble(args.username, args.secret, lenient=args.lenient)
     for queue, interface in args.members:
         double.set_member(queue, interface)
-    await double.start("127.0.0.1", args.port)
+    await double.start(args.host, args.port)
     runner = web.AppRunner(control_app(double), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", args.control_port)
+    site = web.TCPSite(runner, args.host, args.control_port)
     await site.start()
     control_port = runner.addresses[0][1]
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    print(f"AMI double listening on 127.0.0.1:{double.port} (user {args.username}), "
-          f"control on http://127.0.0.1:{control_port}", flush=True)
+    print(f"AMI double listening on {args.host}:{double.port} (user {args.username}), "
+          f"control on http://{args.host}:{control_port}", flush=True)
     try:
         await stopping.wait()
     finally:
@@ -475,13 +474,20 @@ async def _serve(args: argparse.Namespace) -> None:
         await double.stop()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _arguments(argv)
+def main(args: argparse.Namespace, settings: Any = None) -> int:
+    """`python -m app ami-double`: serve until SIGINT or SIGTERM; exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
     return 0
 
 
+def run(argv: Optional[Sequence[str]] = None) -> int:
+    """`python -m dev.ami_double`: the same, with its own argument parsing."""
+    parser = argparse.ArgumentParser(prog="python -m dev.ami_double", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    add_arguments(parser)
+    return main(parser.parse_args(argv))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -583,10 +583,11 @@ def control_app(sandbox: KrtSandbox) -> web.Application:
 # --- the process -------------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"API port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any free one)")
+                        help=f"API port (default {DEFAULT_PORT}; 0: any free one)")
     parser.add_argument("--control-port", type=int, default=DEFAULT_CONTROL_PORT,
-                        help=f"HTTP control port on 127.0.0.1 (default {DEFAULT_CONTROL_PORT}; 0: any free one)")
+                        help=f"HTTP control port (default {DEFAULT_CONTROL_PORT}; 0: any free one)")
     parser.add_argument("--token-ttl", type=_positive, default=3600.0, metavar="S", help="token lifetime, seconds (default 3600)")
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID, help=f"the accepted client id (default {DEFAULT_CLIENT_ID})")
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET, help="the accepted client secret")
@@ -603,17 +604,17 @@ def _positive(text: str) -> float:
 
 async def _serve(args: argparse.Namespace) -> None:
     sandbox = KrtSandbox(args.client_id, args.client_secret, args.token_ttl, args.shift_hours, max(0.0, args.rest_hours))
-    await sandbox.start("127.0.0.1", args.port)
+    await sandbox.start(args.host, args.port)
     runner = web.AppRunner(control_app(sandbox), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", args.control_port)
+    site = web.TCPSite(runner, args.host, args.control_port)
     await site.start()
     control_port = runner.addresses[0][1]
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    print(f"KRT sandbox listening on {sandbox.url} (client {args.client_id}), control on http://127.0.0.1:{control_port}",
+    print(f"KRT sandbox listening on {sandbox.url} (client {args.client_id}), control on http://{args.host}:{control_port}",
           flush=True)
     try:
         await stopping.wait()

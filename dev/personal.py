@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from dev.control import control_errors, read_body
 from web.errors import json_error
 
-__all__ = ["DEFAULT_PORT", "license_for", "make_app", "main"]
+__all__ = ["DEFAULT_PORT", "add_arguments", "license_for", "make_app", "main", "run"]
 
 DEFAULT_PORT = 8095
 
@@ -61,15 +61,15 @@ def make_app() -> web.Application:
     return app
 
 
-async def _serve(port: int) -> None:
+async def _serve(host: str, port: int) -> None:
     runner = web.AppRunner(make_app(), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, host, port).start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    print(f"personal stand-in listening on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
+    print(f"personal stand-in listening on http://{host}:{runner.addresses[0][1]}", flush=True)
     try:
         await stopping.wait()
     finally:
@@ -79,13 +79,18 @@ async def _serve(port: int) -> None:
 def main(args: argparse.Namespace, settings: Any = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.port))
+        asyncio.run(_serve(args.host, args.port))
     return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 in a container)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dev.personal", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default {DEFAULT_PORT})")
+    add_arguments(parser)
     return main(parser.parse_args(argv))
 
 

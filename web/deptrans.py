@@ -200,7 +200,7 @@ class _Clients:
     """KRT and `personal` for the ID check (the sender has its own: a check is a rare request)."""
 
     def __init__(self) -> None:
-        self.krt = KrtClient(deptrans.krt_url, timeout_s=deptrans.krt_timeout_s) if deptrans.krt_url else None
+        self.krt = None if deptrans.krt is None else KrtClient(deptrans.krt, timeout_s=deptrans.krt_timeout_s)
         self.personal = (PersonalClient(deptrans.personal_url, deptrans.personal_timeout_s)
                          if deptrans.personal_url else None)
         if self.krt is not None:

@@ -12,6 +12,7 @@ from app import metrics
 from app.lag import consumed_topics, consumer_backlog
 from app.main import app
 from app.state import StateTable
+from app.version import revision, version
 from web.common import ApiError, ApiView
 
 __all__ = ["Dashboard", "Health", "Metrics", "Ready", "StaticFile", "readiness"]
@@ -25,7 +26,8 @@ class Health(ApiView):
     public = True
 
     async def get(self, request: web.Request) -> web.Response:
-        return self.ok({"status": "ok", "uptime_s": round(time.time() - STARTED, 1)})
+        return self.ok({"status": "ok", "uptime_s": round(time.time() - STARTED, 1), "version": version(),
+                        "revision": revision(), "integrations": metrics.integrations()})
 
 
 def readiness() -> tuple[bool, str]:
@@ -44,7 +46,8 @@ class Ready(ApiView):
 
     async def get(self, request: web.Request) -> web.Response:
         ready, why = readiness()
-        return self.ok({"ready": ready, "reason": why}, status=200 if ready else 503)
+        return self.ok({"ready": ready, "reason": why, "integrations": metrics.integrations()},
+                       status=200 if ready else 503)
 
 
 @app.page("/metrics")
@@ -53,6 +56,7 @@ class Metrics(ApiView):
 
     async def get(self, request: web.Request) -> web.Response:
         consumer_backlog(app, consumed_topics(app))  # refreshes the lag gauges
+        metrics.ready.set(1 if readiness()[0] else 0)
         for table in StateTable.instances:
             try:
                 metrics.table_size.labels(table.name).set(len(table))

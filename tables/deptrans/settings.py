@@ -15,7 +15,8 @@ import orjson
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from app.settings import DomainSettings
+from app.krt import KrtSettings, parse_url
+from app.settings import DomainSettings, check_http_url
 from tables.deptrans.drivers import ReportPolicy, normalise_category
 from tables.deptrans.regions import LatLon, Regions, check_polygon
 
@@ -77,8 +78,11 @@ class DeptransSettings(DomainSettings):
     deptrans_sweep_s: float = Field(600.0, gt=0)  # how often a worker forgets what is past keeping in its partitions
     deptrans_updates_max_limit: int = Field(1000, ge=1)  # the most items one page of the cache feeds holds
 
-    # AIS KRT: where it is (unset: statuses wait in the queue, nothing is sent) and how hard to press it
+    # AIS KRT: where it is (unset: statuses wait in the queue, nothing is sent) and how hard to press it;
+    # its credentials in the URL (http(s)://client_id:secret@host) or apart (a Kubernetes Secret)
     krt_url: Optional[str] = None
+    krt_client_id: Optional[str] = None
+    krt_client_secret: Optional[str] = Field(None, repr=False)
     krt_timeout_s: float = Field(5.0, gt=0)  # one request
     krt_concurrency: int = Field(64, ge=1, le=1024)  # requests in flight per worker (64 at 50 ms each: 1,280/s)
     krt_retry_first_s: float = Field(1.0, gt=0)  # a driver's failed send waits this long, doubling per failure...
@@ -98,6 +102,16 @@ class DeptransSettings(DomainSettings):
     topic_driver_profiles: str = "driver-profiles"
     topic_deptrans_profiles: str = "deptrans-profiles"
     topic_deptrans_session_statuses: str = "deptrans-session-statuses"
+
+    @field_validator("krt_url", "personal_url", "krt_client_id", "krt_client_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("personal_url")
+    @classmethod
+    def _personal_url_http(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else check_http_url(value)
 
     @field_validator("deptrans_regions", mode="before")
     @classmethod
@@ -139,11 +153,21 @@ class DeptransSettings(DomainSettings):
 
     @model_validator(mode="after")
     def _retries_make_sense(self) -> "DeptransSettings":
+        if self.krt_url is not None:
+            try:
+                parse_url(self.krt_url, self.krt_client_id, self.krt_client_secret)
+            except ValueError as exc:  # the message never holds the secret
+                raise ValueError(f"KRT_URL: {exc} (or KRT_CLIENT_ID and KRT_CLIENT_SECRET beside it)") from None
         if self.krt_retry_max_s < self.krt_retry_first_s:
             raise ValueError("KRT_RETRY_MAX_S must not be below KRT_RETRY_FIRST_S")
         if self.krt_lease_s <= self.krt_timeout_s:
             raise ValueError("KRT_LEASE_S must exceed KRT_TIMEOUT_S: a send still waiting for its answer is not lost")
         return self
+
+    @cached_property
+    def krt(self) -> Optional[KrtSettings]:
+        """Where KRT is and who we are there; None when KRT_URL is unset (nothing is sent)."""
+        return None if self.krt_url is None else parse_url(self.krt_url, self.krt_client_id, self.krt_client_secret)
 
     @cached_property
     def regions(self) -> Regions:
