@@ -1,21 +1,26 @@
 # syntax=docker/dockerfile:1
 #
-# switchboard worker image.
+# switchboard: one image for every command the deployment files run.
 #
-#   docker build -t switchboard .
+#   docker build --build-arg GIT_REVISION=$(git rev-parse --short=12 HEAD) -t switchboard .
 #   docker run --rm -p 6066:6066 -e KAFKA_BOOTSTRAP=kafka:9092 -e WEB_HOST=<this container's DNS name> switchboard
 #   docker run --rm -e KAFKA_BOOTSTRAP=kafka:9092 switchboard simulate --rate 5
+#   docker run --rm switchboard check-config          # the settings a worker would see, or what is wrong
+#   docker run --rm switchboard ami-double --host 0.0.0.0 --lenient   # also krt-sandbox, personal (the demo's doubles)
 #
-# Every dependency ships manylinux wheels for CPython 3.11 on x86_64 (rocksdict included),
-# so no compiler is needed. On arm64 faust-streaming has no wheel: pip builds it from its
-# sdist, which falls back to pure Python when no C compiler is present (still works).
+# Reproducible: the base image is pinned to a patch version and every Python dependency,
+# the build backend included, is installed at the exact version and hash of requirements.lock
+# (`make lock` refreshes it). Every dependency ships manylinux wheels for CPython 3.11 on
+# x86_64 and aarch64, so no compiler is needed.
+#
+# Runs as uid 10001 and works with a read-only root filesystem: it writes only DATA_DIR
+# (/data, a volume) and /tmp (a tmpfs or emptyDir); bytecode is compiled at build time.
 
-ARG PYTHON_IMAGE=python:3.11-slim
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # ---- build: a virtualenv with the project and its dependencies --------------------------
 FROM ${PYTHON_IMAGE} AS build
 
-# (bytecode is compiled at install time, so the runtime image never needs to write it)
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -24,25 +29,31 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 
-# Dependencies first, from pyproject.toml alone: this layer is rebuilt only when
-# pyproject.toml changes, not on every source edit.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt
+# Dependencies first, from the lock alone: this layer is rebuilt only when the lock changes.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 
-# Then the project itself (a regular, non-editable install: web/static ships as package data).
+# Then the project itself (a regular install: web/static ships as package data; dev/ holds
+# the simulator and the doubles of Asterisk's AMI, KRT and personal that the demo runs).
+COPY pyproject.toml ./
 COPY app ./app
 COPY agents ./agents
 COPY tables ./tables
 COPY web ./web
-RUN pip install . \
- && cd / && python -c "import importlib.resources as r, app.settings, agents, tables.callcenter; assert r.files('web').joinpath('static/index.html').is_file()"
+COPY dev ./dev
+RUN pip install --no-deps --no-build-isolation . \
+ && cd / && rm -rf /src \
+ && python -m app check-config --quiet \
+ && python -c "import importlib.resources as r; assert r.files('web').joinpath('static/index.html').is_file()" \
+ && for verb in simulate ingest krt-sandbox ami-double personal; do python -m app "$verb" --help >/dev/null; done
 
 # ---- runtime ---------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
 
+ARG GIT_REVISION=unknown
 LABEL org.opencontainers.image.title="switchboard" \
-      org.opencontainers.image.description="Live state of a taxi company's contact center and driver supply, on Faust over Apache Kafka"
+      org.opencontainers.image.description="Live state of a taxi company's contact center and driver supply, on Faust over Apache Kafka" \
+      org.opencontainers.image.revision="${GIT_REVISION}"
 
 # A fixed numeric uid/gid so Kubernetes can verify runAsNonRoot and fsGroup matches.
 RUN groupadd --system --gid 10001 switchboard \
@@ -59,7 +70,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     WEB_BIND=0.0.0.0 \
     WEB_PORT=6066 \
     DATA_DIR=/data \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    SWITCHBOARD_REVISION=${GIT_REVISION}
 # WEB_HOST is deliberately not set here: it must be the name other workers use to reach
 # this container (compose service name, or the pod's DNS name in Kubernetes).
 
@@ -71,7 +83,8 @@ USER 10001:10001
 EXPOSE 6066
 
 # /health answers as soon as the web server is up ("process up"); readiness (/ready) is
-# for orchestrators that route traffic, not for Docker's health status.
+# for orchestrators that route traffic, not for Docker's health status. (The doubles and
+# the simulator run without a web server: their compose services disable this check.)
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('WEB_PORT', '6066'), timeout=4)"]
 

@@ -6,16 +6,31 @@ PY := $(VENV)/bin/python
 KAFKA_PORT ?= 9092
 JARS := dev/kafka/target/dependency/.resolved
 
-.PHONY: install broker broker-stop run test unit lint bench bench-peer profile chromium promtool clean
+.PHONY: lock install broker broker-stop run test unit lint bench bench-peer profile chromium promtool clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	@echo "== installing into $(VENV) (python deps from PyPI)"
+# every dependency at the exact version and hashes of the lock (the image uses requirements.lock,
+# this and CI requirements-dev.lock: the same versions); the project itself without build isolation
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
+	@echo "== installing into $(VENV) (python deps from PyPI, as locked in requirements-dev.lock)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[test]'
+	@$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
+
+# refresh the lock files after a change of pyproject.toml's dependencies (or to take newer releases):
+# `make lock`, then `make install` and `make test`, and commit both files
+UV_VERSION := 0.13.8
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	@echo "== locking every dependency (requirements-dev.lock: test, profile, build; requirements.lock: the image's)"
+	@$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra profile --extra build $(LOCK_FLAGS) \
+	  --custom-compile-command 'make lock' -o requirements-dev.lock
+	@$(VENV)/bin/uv pip compile pyproject.toml --extra build $(LOCK_FLAGS) --constraint requirements-dev.lock \
+	  --custom-compile-command 'make lock' -o requirements.lock
 
 $(JARS): dev/kafka/pom.xml
 	@echo "== resolving Apache Kafka jars from Maven Central"
@@ -59,7 +74,6 @@ bench: install $(JARS)
 
 # where one worker's time goes during a replay (py-spy, the `profile` extra)
 profile: install $(JARS)
-	@$(PY) -m pip install -q -e '.[profile]'
 	@$(PY) -m bench.profile $(PROFILE_ARGS)
 
 # the optional peer row of `make bench`: Quix Streams in a virtualenv of its own
