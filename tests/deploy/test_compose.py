@@ -12,9 +12,7 @@ import pytest
 import yaml
 
 from app.config import env_names
-from tests.deploy.conftest import (
-    COMPOSE_FILE, ROOT, clean_env, compose, compose_config, env_of, image_env, our_services,
-)
+from tests.deploy.conftest import COMPOSE_FILE, ROOT, clean_env, compose, compose_config, env_of, image_env, our_services
 
 PROFILES = ("demo", "monitoring")
 
