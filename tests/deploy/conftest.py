@@ -172,8 +172,10 @@ class ImageInstall:
 
 
 @pytest.fixture(scope="session")
-def image(tmp_path_factory) -> ImageInstall:
-    where = tmp_path_factory.mktemp("image")
+def image() -> ImageInstall:
+    # outside /tmp: a test runs the install on a read-only root with only /tmp and its data writable
+    where = ROOT / ".cache" / "deploy-image"
+    shutil.rmtree(where, ignore_errors=True)
     context = build_context(where)
     site = where / "site"
     done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
