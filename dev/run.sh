@@ -55,13 +55,13 @@ start_double() {  # name, log file, command...
 # operators become queue members on their first QueuePause
 ami_port=${AMI_PORT:-5038}
 start_double "the AMI double on 127.0.0.1:$ami_port" "$logs/ami.log" \
-  -m dev.ami_double --port "$ami_port" --control-port "${AMI_CONTROL_PORT:-5039}" --lenient
+  -m app ami-double --port "$ami_port" --control-port "${AMI_CONTROL_PORT:-5039}" --lenient
 # the city's KRT (dev/krt_sandbox.py; control API on its own port) and `personal` (dev/personal.py)
 krt_port=${KRT_PORT:-8088}
 start_double "the KRT sandbox on 127.0.0.1:$krt_port" "$logs/krt.log" \
-  -m dev.krt_sandbox --port "$krt_port" --control-port "${KRT_CONTROL_PORT:-8089}"
+  -m app krt-sandbox --port "$krt_port" --control-port "${KRT_CONTROL_PORT:-8089}"
 personal_port=${PERSONAL_PORT:-8095}
-start_double "the personal stand-in on 127.0.0.1:$personal_port" "$logs/personal.log" -m dev.personal --port "$personal_port"
+start_double "the personal stand-in on 127.0.0.1:$personal_port" "$logs/personal.log" -m app personal --port "$personal_port"
 export KRT_URL=${KRT_URL:-http://switchboard:switchboard@127.0.0.1:$krt_port}
 export PERSONAL_URL=${PERSONAL_URL:-http://127.0.0.1:$personal_port}
 export AMI_URL=${AMI_URL:-ami://switchboard:switchboard@127.0.0.1:$ami_port}

@@ -4,6 +4,7 @@ environment accepted by the image built from the Dockerfile (tests/deploy/confte
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -173,3 +174,34 @@ def test_each_workers_environment_builds_the_whole_app_from_the_images_files(ima
         assert done.returncode == 0, f"{name}: {done.stderr[-3000:]}"
         modules, app_id, web_host, replicas = done.stdout.split()
         assert (app_id, web_host, replicas) == ("switchboard", name, "3") and int(modules) >= 12
+
+
+# what the apache/kafka image does with its environment: KAFKA_FOO_BAR -> foo.bar in server.properties
+# (___ -> -, __ -> _), but for the variables its scripts read themselves
+KAFKA_IMAGE_OWN = {"KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JMX_OPTS", "KAFKA_LOG4J_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS",
+                   "KAFKA_GC_LOG_OPTS", "KAFKA_LOG4J_ROOT_LOGLEVEL", "KAFKA_LOG4J_LOGGERS", "KAFKA_TOOLS_LOG4J_LOGLEVEL"}
+
+
+def broker_properties(env: dict[str, str]) -> dict[str, str]:
+    found = {}
+    for key, value in env.items():
+        if key.startswith("KAFKA_") and key not in KAFKA_IMAGE_OWN:
+            name = key.removeprefix("KAFKA_").lower().replace("___", "-").replace("__", "\0").replace("_", ".")
+            found[name.replace("\0", "_")] = value
+    return found
+
+
+def test_kafka_itself_accepts_each_brokers_configuration(demo, tmp_path):
+    """Every KAFKA_* variable is a broker setting Kafka 4.1 knows, and the configuration built
+    from them is valid (the KRaft quorum, the listeners, the replica settings)."""
+    jars = ROOT / "dev/kafka/target/dependency"
+    assert jars.is_dir(), "the Kafka jars: make dev/kafka/target/dependency/.resolved"
+    files = []
+    for name in ("kafka-1", "kafka-2", "kafka-3"):
+        path = tmp_path / f"{name}.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in sorted(broker_properties(env_of(demo["services"][name])).items())))
+        files.append(str(path))
+    done = subprocess.run(["java", "-cp", f"{jars}/*", str(Path(__file__).parent / "KafkaConfigCheck.java"), *files],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:3] == [f"ok {f}" for f in files], done.stdout
