@@ -66,8 +66,9 @@ lint: install
 	@$(VENV)/bin/ruff check app tables agents web bench tests dev
 	@$(VENV)/bin/mypy
 
+# the fast loop: the pure rules without their slowest runs (`-m slow`: those, in make test too)
 unit: install
-	@$(PY) -m pytest -q -p no:cacheprovider tests/unit
+	@$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests/unit
 
 bench: install $(JARS)
 	@$(PY) -m bench.pipeline $(BENCH_ARGS)

@@ -41,6 +41,7 @@ def _modules() -> list[str]:
     return names
 
 
+@pytest.mark.slow
 def test_every_module_imports_on_its_own():
     """No import circles: each module, imported first in a fresh interpreter, loads (one
     interpreter per module, several at once)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,6 +53,7 @@ def check(remaining: list[str]) -> None:
         assert panel.counts(queue) == reference.operators(queue), queue
 
 
+@pytest.mark.slow
 def test_a_shift_with_3_percent_of_its_lines_lost_shows_the_operators_the_evidence_shows():
     lines = shift(60, seed=20261129)
     remaining = lose(lines, 0.03, seed=1)
@@ -63,6 +65,7 @@ def test_the_same_shift_whole_gives_the_same_answers_as_without_the_rules():
     check(shift(30, seed=7))
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None)
 @given(st.integers(0, 2**16), st.floats(0.005, 0.08), st.integers(0, 2**16))
 def test_any_few_percent_lost_keep_windows_and_on_call_operators_exact(shift_seed, share, loss_seed):

@@ -634,6 +634,7 @@ def test_member_views_say_on_call_exactly_when_the_operator_has_calls(life: list
         assert not set(op.calls) & {c for c, _ in op.ended_calls}
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(operator_lives())
 def test_queues_count_the_operator_as_its_state_says(life: list) -> None:

@@ -487,6 +487,7 @@ def queue_logs(draw: st.DrawFn) -> list[str]:
     return lines
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(queue_logs(), st.sampled_from((0.0, HOUR + 1, IDLE_S + 1)))
 def test_panel_counts_match_the_calls_and_operators_behind_them(lines: list[str], sweep_after: float) -> None:

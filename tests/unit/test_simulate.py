@@ -216,6 +216,7 @@ def test_every_call_ends_exactly_once():
     queues=st.lists(st.sampled_from(["support", "drivers", "vip", "lost-items", "taxi", "b2b"]),
                     min_size=1, max_size=5, unique=True),
 )
+@pytest.mark.slow
 def test_any_call_center_keeps_every_rule(seed, rate, operators, queues):
     records = simulate(HOUR, step=37.0, seed=seed, rate=rate, operators=operators, queues=queues)
     replay = Replay().read(records)
@@ -262,6 +263,7 @@ def test_going_back_in_time_returns_nothing():
     assert all(r.time > START + 600 for r in simulation.advance(START + 900))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [1.0, 5.0, 20.0])
 def test_event_rate_follows_the_requested_rate(rate):
     hours = 4 if rate <= 5 else 1.5
@@ -270,6 +272,7 @@ def test_event_rate_follows_the_requested_rate(rate):
     assert rate * 0.99 <= achieved <= rate * 1.01, f"asked {rate} ev/s, got {achieved:.2f}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [2.0, 300.0])
 def test_the_records_clock_stays_within_seconds_of_the_rate(rate):
     """The shell sends record n at n/rate s; the model keeps record n's time close to that."""
@@ -373,6 +376,7 @@ def shift_report(rate: float, minutes: float, seed: int = 21, skip_minutes: floa
     return Shift(entered, answered, abandoned, fast, talk, sum(talk) / online_s, in_progress)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("rate", "minutes"), [(5.0, 240), (300.0, 30)], ids=["5/s", "300/s"])
 def test_a_long_shift_looks_like_a_call_center_at_any_rate(rate, minutes):
     shift = shift_report(rate, minutes)
@@ -390,6 +394,7 @@ def test_a_long_shift_looks_like_a_call_center_at_any_rate(rate, minutes):
         assert max(later) <= 1.2 * statistics.mean(later), "calls in progress keep climbing"
 
 
+@pytest.mark.slow
 def test_the_start_of_a_3000_per_s_shift_keeps_calls_in_progress_bounded():
     """Ten times the 300/s center (300 queues, a quarter of a million operators): its first
     three minutes, the logins and the first calls (a longer run takes minutes of CPU)."""
@@ -415,6 +420,7 @@ def test_operators_and_queues_grow_with_the_rate_and_can_be_given():
     assert given_.operators == 40 and given_.queues == ["a", "b"]
 
 
+@pytest.mark.slow
 def test_several_processes_have_disjoint_call_ids_and_operators():
     parts = [CallCenterSimulation(seed=9 + p, start=START, rate=20.0, process=p, processes=3) for p in range(3)]
     agents = [set(part.memberships) for part in parts]
@@ -551,6 +557,7 @@ def test_cancelled_run_still_flushes_and_stops_the_producer(producer):
     assert fake.sent and fake.flushed and fake.stopped
 
 
+@pytest.mark.slow
 def test_run_with_loss_drops_that_share_of_the_events(producer):
     import asyncio
 
@@ -586,6 +593,7 @@ def test_run_with_ivr_orders_sends_their_commands_to_ivr_commands_beside_the_rat
     assert "IVR commands" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ivr_traffic_is_an_order_life_the_ivr_domain_accepts():
     from dev.ivr_traffic import IvrTraffic
     from tables.ivr.commands import BindInbound, RouteToIvr, RouteToOperator, command_key, parse_command
