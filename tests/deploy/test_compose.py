@@ -205,3 +205,15 @@ def test_kafka_itself_accepts_each_brokers_configuration(demo, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[:3] == [f"ok {f}" for f in files], done.stdout
+
+
+def test_every_file_compose_mounts_is_in_the_repository():
+    config = compose_config(*PROFILES)
+    binds = [(name, volume["source"]) for name, service in config["services"].items()
+             for volume in service.get("volumes", []) if volume["type"] == "bind"]
+    assert {name for name, _ in binds} == {"prometheus", "grafana"}
+    for name, source in binds:
+        path = Path(source)
+        assert path.is_relative_to(ROOT) and path.exists(), f"{name} mounts {source}, which is not in the repository"
+    config_files = {Path(source) / "prometheus.yml" for name, source in binds if name == "prometheus"}
+    assert all(path.is_file() for path in config_files)

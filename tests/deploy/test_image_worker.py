@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.deploy.conftest import ImageInstall, image_env
+from tests.deploy.test_monitoring import unknown_metrics
 from tests.harness import MANAGER, ROOT, Worker, http_get, wait_until
 
 pytestmark = pytest.mark.integration
@@ -57,6 +58,7 @@ def test_the_images_worker_runs_as_non_root_on_a_read_only_root(image, deploymen
         assert status == 200 and health["revision"] == "abc123def456" and health["version"]
         _, metrics = http_get(worker.url + "/metrics")
         assert "process_resident_memory_bytes" in metrics and 'switchboard_build_info{revision="abc123def456"' in metrics
+        assert unknown_metrics(metrics) == {}, "the alerts and the dashboard query only what /metrics has"
 
         simulator = subprocess.run(
             contained(image, ["simulate", "--rate", "40", "--duration", "6", "--seed", "3"], []),
