@@ -31,12 +31,13 @@ COMMANDS = {  # verb: (module, help)
 }
 NEEDS_EVERY_DOMAIN = {"worker", "check-config"}  # the others read the shared settings only
 DOUBLES = {"krt-sandbox", "ami-double", "personal"}  # stand-ins: they read no setting
+READS_ITS_OWN = DOUBLES | {"check-config"}  # no settings handed in, none checked before (check-config checks them itself)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = argv[0] if argv else ""
-    if verb not in DOUBLES and not {"-h", "--help"} & set(argv[:2]) and verb != "check-config":
+    if verb not in READS_ITS_OWN and not {"-h", "--help"} & set(argv[:2]):
         problems = _settings_problems(every_domain=verb in NEEDS_EVERY_DOMAIN)
         if problems:
             _refuse(problems)
@@ -59,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         if verb == name:  # only the command asked for is imported
             importlib.import_module(module).add_arguments(sub)
     args = parser.parse_args(argv)
-    shared: object = None  # the doubles and check-config read their own
-    if args.verb not in DOUBLES and args.verb != "check-config":
+    shared: object = None
+    if args.verb not in READS_ITS_OWN:
         from app.settings import get_settings
 
         shared = get_settings()

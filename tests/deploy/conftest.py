@@ -28,7 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 K8S = ROOT / "k8s"
-OUR_IMAGE = "${SWITCHBOARD_IMAGE:-switchboard:local}"
+OUR_IMAGE = "switchboard:local"  # docker-compose.yml's default of ${SWITCHBOARD_IMAGE}
 
 
 def compose_binary() -> Path:
@@ -58,13 +58,9 @@ def compose_config(*profiles: str, env: Mapping[str, str] | None = None) -> dict
 
 
 def our_services(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The services that run the switchboard image (the brokers and monitoring run others)."""
-    raw = yaml.safe_load(COMPOSE_FILE.read_text())
-    ours = {name for name, service in raw["services"].items() if service.get("image", OUR_IMAGE) == OUR_IMAGE}
-    anchors = {name for name, service in raw["services"].items() if "<<" in service}  # merged from x-worker / x-demo
-    resolved = config["services"]
-    return {name: resolved[name] for name in resolved
-            if name in ours or (name in anchors and resolved[name]["image"] == "switchboard:local")}
+    """The services that run the switchboard image (the brokers and monitoring run others), as
+    resolved from a clean environment (SWITCHBOARD_IMAGE unset)."""
+    return {name: service for name, service in config["services"].items() if service["image"] == OUR_IMAGE}
 
 
 def k8s_documents(name: str) -> list[dict[str, Any]]:
