@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 KAFKA_PORT ?= 9092
 JARS := dev/kafka/target/dependency/.resolved
 
-.PHONY: lock install broker broker-stop run test unit lint bench bench-peer profile chromium promtool clean
+.PHONY: lock install broker broker-stop cluster cluster-stop run test unit lint bench bench-peer profile chromium promtool clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,13 @@ broker: $(JARS)
 
 broker-stop:
 	@KAFKA_PORT=$(KAFKA_PORT) dev/kafka/broker.sh stop
+
+# three KRaft nodes on 127.0.0.1 (KAFKA_PORT, +1, +2): replication factor 3, min.insync.replicas 2
+cluster: $(JARS)
+	@KAFKA_PORT=$(KAFKA_PORT) KAFKA_BROKERS=3 dev/kafka/broker.sh start
+
+cluster-stop:
+	@KAFKA_PORT=$(KAFKA_PORT) KAFKA_BROKERS=3 dev/kafka/broker.sh stop
 
 chromium:
 	@command -v chromium >/dev/null || { echo "== installing Debian's chromium (dashboard tests)"; \

@@ -23,7 +23,8 @@ import faust.streams
 from app import metrics
 from app.codec import pack
 
-__all__ = ["BatchedTable", "Outbox", "in_partition", "in_partition_of", "more_in_kafka", "take_ready"]
+__all__ = ["BatchedTable", "Outbox", "WAKE_UP", "in_partition", "in_partition_of", "more_in_kafka", "take_ready",
+           "wake_stages"]
 
 T = TypeVar("T")
 _DELETED = object()
@@ -78,6 +79,26 @@ def in_partition(partition: int) -> Iterator[None]:
         yield
 
 
+class _WakeUp:
+    """Put on a stage's stream queue when the consumer waits for every event taken to be
+    acknowledged (a rebalance, a shutdown): a batch held for more to come goes on at once."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "WAKE_UP"
+
+
+WAKE_UP = _WakeUp()
+_stage_queues: "weakref.WeakSet[Any]" = weakref.WeakSet()  # the stream queues `take_ready` reads
+
+
+def wake_stages() -> None:
+    """Every batch `take_ready` holds goes on now (see `_WakeUp`)."""
+    for queue in list(_stage_queues):
+        queue.put_nowait(WAKE_UP)
+
+
 async def take_ready(stream: Any, max_events: int) -> AsyncIterator[list[faust.EventT]]:
     """Batches of up to `max_events` events: a batch ends when it is full, or when the
     stream has nothing buffered and Kafka holds nothing more for the batch's partitions.
@@ -86,24 +107,37 @@ async def take_ready(stream: Any, max_events: int) -> AsyncIterator[list[faust.E
     event goes on at once; behind (a backlog, a replay), batches grow to `max_events`.
     Events are acknowledged after the loop body has run, so a commit never covers an
     event whose outputs have not been handed to the producer.
+
+    A batch held because Kafka said more was coming is let go by `wake_stages`: a rebalance
+    clears the stream's queue and waits until every event taken is acknowledged, and the
+    records Kafka promised never come (a broker lost, the flow stopped). Held, the batch
+    would keep that wait, and the rebalance, going for ever (seen on a three-broker cluster:
+    a worker stuck in `wait_empty`, never ready again).
     """
     manual = stream.noack()
-    buffered_nothing = manual.channel.queue.empty
+    queue = manual.channel.queue
+    _stage_queues.add(queue)
+    buffered_nothing = queue.empty
     consumer = manual.app.consumer
     batch: list[faust.EventT] = []
     last: dict[Any, int] = {}  # partition -> offset of its last event in the batch
-    async for event in manual.events():
-        batch.append(event)
-        message = event.message
-        last[message.tp] = message.offset
-        if len(batch) >= max_events or (buffered_nothing() and not more_in_kafka(consumer, last)):
-            try:
-                yield batch
-            finally:
-                for done in batch:
-                    await manual.ack(done)
-                batch = []
-                last.clear()
+    async for _ in manual:  # values: an event's, or WAKE_UP (no event)
+        event = manual.current_event
+        if event is not None:
+            batch.append(event)
+            message = event.message
+            last[message.tp] = message.offset
+            if len(batch) < max_events and (not buffered_nothing() or more_in_kafka(consumer, last)):
+                continue
+        elif not batch:
+            continue
+        try:
+            yield batch
+        finally:
+            for done in batch:
+                await manual.ack(done)
+            batch = []
+            last.clear()
 
 
 def more_in_kafka(consumer: Any, last: dict[Any, int]) -> bool:

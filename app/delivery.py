@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from app import metrics
+from app.batching import wake_stages
 from app.changelog import changelogs
 from app.consumer import TunedConsumer
 
@@ -115,6 +116,23 @@ class GuardedProducer(faust_aiokafka.Producer):
 
 
 class GuardedConsumer(TunedConsumer):
+    def ack(self, message: Any) -> bool:
+        """Only a message a stream or raw input took (`tracked`) counts as processed.
+
+        Faust's stream acknowledges the records it skips because the flow is stopped (a
+        rebalance under way) or they belong to an earlier generation (faust/streams.py,
+        `_py_aiter`: "We want to ack the filtered out message"), though nobody processed
+        them; the commit that ends the rebalance then covers them, and a worker that keeps
+        the partition goes on after them: lost (seen on a three-broker cluster, one call's
+        window facts on cc-queues). Unacknowledged, they are read again after the rebalance."""
+        if not message.tracked:
+            return False
+        return super().ack(message)
+
+    async def wait_empty(self) -> None:
+        wake_stages()  # a batch held for more is let go: the wait below needs its acks
+        await super().wait_empty()
+
     async def _commit(self, offsets: Any) -> bool:
         deliveries = getattr(self.app.producer, "deliveries", None)
         failure = deliveries.failure() if deliveries is not None else None

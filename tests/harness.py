@@ -78,6 +78,112 @@ class Broker:
         subprocess.run([str(ROOT / "dev/kafka/broker.sh"), "stop"], env=self._env(), check=False)
 
 
+def free_port_run(count: int, low: int = 20000, high: int = 30000) -> int:
+    """The first of `count` consecutive ports free on 127.0.0.1, below the kernel's ephemeral
+    range (no outgoing connection can be holding one of them by chance)."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(low, high - count)
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports in {low}..{high}")
+
+
+@dataclass
+class Cluster:
+    """A KRaft cluster of `size` nodes on 127.0.0.1 (dev/kafka/broker.sh with KAFKA_BROKERS):
+    replication factor 3 and min.insync.replicas 2 by default, as in docker-compose.yml."""
+
+    directory: Path
+    size: int = 3
+    port: int = 0
+    controller_port: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            self.port = free_port_run(self.size)
+        if not self.controller_port:
+            self.controller_port = free_port_run(self.size)
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{self.port + n}" for n in range(self.size))
+
+    def _run(self, *args: str, check: bool = True) -> None:
+        env = {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(self.controller_port),
+               "KAFKA_BROKERS": str(self.size), "KAFKA_DIR": str(self.directory)}
+        subprocess.run([str(ROOT / "dev/kafka/broker.sh"), *args], env=env, check=check)
+
+    def start(self) -> None:
+        self._run("start")
+        asyncio.run(_wait_for_brokers(self.bootstrap, self.size, 90))
+
+    def stop(self) -> None:
+        self._run("stop", check=False)
+
+    def kill_node(self, node: int) -> None:
+        self._run("kill-node", str(node))
+
+    def start_node(self, node: int) -> None:
+        self._run("start-node", str(node))
+        asyncio.run(_wait_for_brokers(self.bootstrap, self.size, 90))
+
+    def leaders(self, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the node leading it."""
+        return asyncio.run(_leaders(self.bootstrap, list(topics)))
+
+    def in_sync(self, topics: Iterable[str]) -> bool:
+        """Every partition of `topics` has all its replicas in sync."""
+        return asyncio.run(_all_in_sync(self.bootstrap, list(topics)))
+
+
+async def _describe(bootstrap: str, topics: list[str]) -> list[dict]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+
+
+async def _leaders(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    return {(t["topic"], p["partition"]): p["leader"] for t in await _describe(bootstrap, topics) for p in t["partitions"]}
+
+
+async def _all_in_sync(bootstrap: str, topics: list[str]) -> bool:
+    described = await _describe(bootstrap, topics)
+    return all(t["partitions"] and all(set(p["isr"]) == set(p["replicas"]) for p in t["partitions"]) for t in described)
+
+
+async def _wait_for_brokers(bootstrap: str, size: int, timeout: float) -> None:
+    """Until the cluster's metadata lists `size` brokers."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    deadline = time.monotonic() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            if len((await admin.describe_cluster())["brokers"]) >= size:
+                return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+        finally:
+            await admin.close()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the cluster at {bootstrap} did not list {size} brokers within {timeout} s")
+        await asyncio.sleep(0.5)
+
+
 async def _wait_for_metadata(bootstrap: str, timeout: float) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
@@ -98,9 +204,9 @@ async def _wait_for_metadata(bootstrap: str, timeout: float) -> None:
 
 @dataclass
 class Deployment:
-    """One isolated installation on the shared broker: its own app id and topic names."""
+    """One isolated installation on the shared broker (or a cluster): its own app id and topic names."""
 
-    broker: Broker
+    broker: Any  # Broker or Cluster: anything with a `bootstrap`
     workdir: Path
     name: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:8])
     partitions: int = 4
