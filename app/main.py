@@ -80,6 +80,9 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=settings.commit_interval_s,
         web_in_thread=False,
         producer_linger=settings.producer_linger_s,
+        # every record (outputs, internal hops, changelogs) acknowledged only once all in-sync
+        # replicas have it: with min.insync.replicas 2 of 3, a broker's loss loses no acknowledged write
+        producer_acks=-1,
         producer_max_batch_size=settings.producer_max_batch_size,
         producer_max_request_size=settings.producer_max_request_size,
         producer_partitioner=key_partitioner,

@@ -253,7 +253,10 @@ class Load:
                     assert not diff, f"windows differ (got, want): {diff}"
                     return True
 
-                wait_until(windows, timeout, 1.0, f"{worker.url}: windows of {queue}, each fact once")
+                try:
+                    wait_until(windows, timeout, 1.0, f"{worker.url}: windows of {queue}, each fact once")
+                except AssertionError as exc:
+                    raise AssertionError(f"{exc}\n{_diagnosis(workers, queue, since)}") from None
 
     def check_crm(self, workers: list[Worker], timeout: float) -> None:
         for operator, sent in self.crm_sent.items():
@@ -330,6 +333,27 @@ class Load:
                     return True
 
                 wait_until(complete, timeout, 1.0, f"{worker.url}: every acknowledged message of {chat_id}, once")
+
+
+def _diagnosis(workers: list[Worker], queue: str, since: float) -> str:
+    """What each worker holds of `queue` itself (no forwarding), for a failure message."""
+    import urllib.request
+
+    lines = []
+    for worker in workers:
+        for path in (f"/queues/{quote(queue)}/status", f"/queues/{quote(queue)}/metrics?since={since}&until={time.time()}",
+                     "/ready"):
+            request = urllib.request.Request(worker.url + path, headers={"Authorization": f"Bearer {MANAGER}",
+                                                                         "X-Switchboard-Forwarded": "1"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as resp:
+                    body = orjson.loads(resp.read())
+            except Exception as exc:  # a diagnosis: whatever happened
+                body = repr(exc)
+            if isinstance(body, dict) and "windows" in body:
+                body = {"starts": [w["start"] for w in body["windows"]]}
+            lines.append(f"{worker.url}{path}: {str(body)[:600]}")
+    return "\n".join(lines)
 
 
 def leader_node(cluster: Any, deployment: Deployment) -> int:

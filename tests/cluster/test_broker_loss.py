@@ -57,3 +57,42 @@ def test_a_broker_lost_under_load_loses_nothing(cluster, krt, on_cluster, run):
     finally:
         for w in workers:
             w.stop()
+
+
+def test_every_topic_and_changelog_is_replicated_as_configured(cluster, on_cluster):
+    """Replication factor 3 and min.insync.replicas 2 on every topic the service creates
+    (inputs, internal hops, outputs, table changelogs); producers wait for every in-sync replica."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    deployment = on_cluster
+    worker = Worker(deployment, 1).start()
+    try:
+        worker.wait_ready(120)
+
+        async def described():
+            admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+            await admin.start()
+            try:
+                names = sorted(t for t in await admin.list_topics() if t.startswith(deployment.name))
+                topics = await admin.describe_topics(names)
+                configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+            finally:
+                await admin.close()
+            isr = {}
+            for response in configs:
+                for resource in response.resources:
+                    name, entries = resource[3], resource[4]
+                    isr[name] = next(e[1] for e in entries if e[0] == "min.insync.replicas")
+            return names, topics, isr
+
+        import asyncio
+
+        names, topics, isr = asyncio.run(described())
+        assert any(n.endswith("-changelog") for n in names) and any(n.endswith("-cc-events") for n in names) and any(n.endswith(".qapp-events") for n in names), names
+        under = {t["topic"]: sorted({len(p["replicas"]) for p in t["partitions"]}) for t in topics
+                 if any(len(p["replicas"]) != 3 for p in t["partitions"])}
+        assert not under, f"topics with fewer than 3 replicas: {under}"
+        assert {n: v for n, v in isr.items() if v != "2"} == {}
+    finally:
+        worker.stop()

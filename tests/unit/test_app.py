@@ -91,3 +91,10 @@ def test_the_fetch_wait_reaches_the_kafka_consumer_faust_builds(monkeypatch):
     monkeypatch.setattr("app.consumer.get_settings", lambda: SimpleNamespace(consumer_fetch_max_wait_s=0.2))
     consumer = Recorded()._create_worker_consumer(None)
     assert consumer is made[0] and consumer._fetch_max_wait_ms == 200
+
+
+def test_every_record_waits_for_all_in_sync_replicas():
+    """acks=all for the worker's one producer (outputs, internal hops, changelogs, dead letters)."""
+    from app.main import app
+
+    assert app.conf.producer_acks == -1

@@ -122,3 +122,15 @@ def test_flush_raises_when_a_queued_write_is_refused():
             await _producer([refused]).flush()
 
     asyncio.run(scenario())
+
+
+def test_a_record_no_stream_took_is_never_acknowledged(monkeypatch):
+    """Faust's stream acknowledges the records it skips while a rebalance stops the flow:
+    counted as processed, the commit would cover them (a broker's loss lost a call's facts)."""
+    acked = []
+    monkeypatch.setattr(faust_aiokafka.Consumer, "ack", lambda self, message: acked.append(message.offset) or True)
+    consumer = _CommitsRecorded(Deliveries())
+    skipped, taken = SimpleNamespace(tracked=False, offset=7), SimpleNamespace(tracked=True, offset=8)
+    assert consumer.ack(skipped) is False
+    assert consumer.ack(taken) is True
+    assert acked == [8]
