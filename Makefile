@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 KAFKA_PORT ?= 9092
 JARS := dev/kafka/target/dependency/.resolved
 
-.PHONY: lock install broker broker-stop cluster cluster-stop run test unit lint bench bench-peer profile chromium promtool clean
+.PHONY: lock install broker broker-stop cluster cluster-stop run test test-cluster soak unit lint bench bench-peer profile chromium promtool clean
 
 install: $(VENV)/.installed
 
@@ -66,6 +66,16 @@ run: install $(JARS)
 
 test: install $(JARS) chromium promtool lint
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# the cluster fault tests again and again (make test runs each once): CLUSTER_FAULT_RUNS broker losses
+CLUSTER_FAULT_RUNS ?= 3
+test-cluster: install $(JARS)
+	@echo "== fault tests on a three-node cluster, $(CLUSTER_FAULT_RUNS) broker losses and a 3 -> 4 -> 2 fleet"
+	@CLUSTER_FAULT_RUNS=$(CLUSTER_FAULT_RUNS) $(PY) -m pytest -q -p no:cacheprovider -m cluster tests/cluster
+
+# ten minutes of the full mixed load on three workers and three brokers (bench/README.md, "Soak")
+soak: install $(JARS)
+	@$(PY) -m bench.soak $(SOAK_ARGS)
 
 # the habits' gate: lint and import order everywhere (tests too), types in app/ and tables/ (pyproject.toml)
 lint: install

@@ -127,6 +127,11 @@ class GuardedConsumer(TunedConsumer):
         window facts on cc-queues). Unacknowledged, they are read again after the rebalance."""
         if not message.tracked:
             return False
+        if message.generation_id != self.app.consumer_generation_id:
+            # taken before a rebalance, finished after it: its partition was read again from
+            # the commit (by this worker or another), so its offset is no longer this
+            # generation's to count (the first run of offsets acknowledged is what commits)
+            return False
         return super().ack(message)
 
     async def wait_empty(self) -> None:

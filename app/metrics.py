@@ -80,6 +80,11 @@ delivery_failures = Counter(
     "switchboard_delivery_failures_total", "Output records Kafka refused (the worker stops before committing their inputs)",
     registry=REGISTRY,
 )
+stale_events_dropped = Counter(
+    "switchboard_stale_events_dropped_total",
+    "Envelopes a stage took before a rebalance and dropped after it (their partition is read again from its commit)",
+    ["stage"], registry=REGISTRY,
+)
 late_events = Counter(
     "switchboard_late_window_events_total", "Window facts that arrived after their window was final", registry=REGISTRY
 )

@@ -69,7 +69,14 @@ async def process_envelopes(stream: Any, stage: str, batch_of: Callable[[int], A
     async for events in take_ready(stream, STAGE_ENVELOPES):
         started = time.perf_counter()
         by_partition: dict[int, list[tuple[Any, list[Any]]]] = {}
+        generation = app.consumer_generation_id
         for event in events:
+            if event.message.generation_id != generation:
+                # taken before a rebalance: its partition is read again from the commit by
+                # its owner now; applied here, its writes would land in the changelog after
+                # the owner's, and the next recovery would take them for the latest
+                metrics.stale_events_dropped.labels(stage).inc()
+                continue
             try:
                 messages = codec.unpack(event.value)
             except codec.UndecodableMessage as exc:

@@ -233,10 +233,14 @@ class Load:
                     {k: v for k, v in body.items() if k != "queues"}
                 got = {q["queue"]: (q["calls_waiting"], q["operators"]) for q in body["queues"]}
                 assert len(got) == len(body["queues"]), "a queue answered twice"
-                assert got == want
+                diff = {q: (got.get(q), want.get(q)) for q in set(got) | set(want) if got.get(q) != want.get(q)}
+                assert not diff, f"queues differ (got, want): {diff}"
                 return True
 
-            wait_until(complete, timeout, 1.0, f"{worker.url}: every queue's status as the reference")
+            try:
+                wait_until(complete, timeout, 1.0, f"{worker.url}: every queue's status as the reference")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{_diagnosis(workers, sorted(want)[0], since)}") from None
             for queue in sorted(expected.queues):
                 wanted = [w for w in expected.window_views(queue) if w["end"] > since]
 

@@ -50,7 +50,7 @@ class _CommitsRecorded(GuardedConsumer):
     """The guard above a stand-in for Faust's real commit (which needs a broker)."""
 
     def __init__(self, deliveries: Deliveries) -> None:  # no Faust consumer behind it
-        self.app = SimpleNamespace(producer=SimpleNamespace(deliveries=deliveries))
+        self.app = SimpleNamespace(producer=SimpleNamespace(deliveries=deliveries), consumer_generation_id=3)
         self.committed: list[dict] = []
 
 
@@ -130,7 +130,10 @@ def test_a_record_no_stream_took_is_never_acknowledged(monkeypatch):
     acked = []
     monkeypatch.setattr(faust_aiokafka.Consumer, "ack", lambda self, message: acked.append(message.offset) or True)
     consumer = _CommitsRecorded(Deliveries())
-    skipped, taken = SimpleNamespace(tracked=False, offset=7), SimpleNamespace(tracked=True, offset=8)
+    skipped = SimpleNamespace(tracked=False, offset=7, generation_id=3)
+    taken = SimpleNamespace(tracked=True, offset=8, generation_id=3)
+    before_the_rebalance = SimpleNamespace(tracked=True, offset=9, generation_id=2)
     assert consumer.ack(skipped) is False
     assert consumer.ack(taken) is True
+    assert consumer.ack(before_the_rebalance) is False  # read again from the commit: not this generation's
     assert acked == [8]
