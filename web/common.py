@@ -23,8 +23,8 @@ from app.main import app, settings
 from web import errors
 from web.errors import ApiError
 
-__all__ = ["ApiView", "FORWARDED", "ask_all", "ask_owner", "authorize", "error_response", "fetch_json", "identify",
-           "send_command", "standby_caught_up", "worker_urls"]
+__all__ = ["ApiView", "FORWARDED", "RETRY_AFTER_S", "ask_all", "ask_owner", "authorize", "error_response", "fetch_json",
+           "identify", "not_answerable_here", "send_command", "standby_caught_up", "worker_urls"]
 
 log = logging.getLogger(__name__)
 FORWARDED = "X-Switchboard-Forwarded"
@@ -34,8 +34,15 @@ _session: Optional[aiohttp.ClientSession] = None
 errors.install(app.web.web_app)  # the error shape for what no view answers (404, 405, parse errors, ...)
 
 
-def error_response(view: web.View, status: int, code: str, message: str) -> web.Response:
-    return view.bytes(errors.error_body(status, message, code), content_type=errors.JSON, status=status)
+RETRY_AFTER_S = 1  # what a `503 recovering` asks the caller to wait
+
+
+def error_response(view: web.View, status: int, code: str, message: str,
+                   retry_after_s: Optional[int] = None) -> web.Response:
+    response = view.bytes(errors.error_body(status, message, code), content_type=errors.JSON, status=status)
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = str(retry_after_s)
+    return response
 
 
 def authorize(request: web.Request, roles: Iterable[str]) -> str:
@@ -79,7 +86,7 @@ class ApiView(web.View):
                 authorize(request, self.roles)
             response = await super().dispatch(request)
         except ApiError as exc:
-            response = error_response(self, exc.status, exc.code, exc.message)
+            response = error_response(self, exc.status, exc.code, exc.message, exc.retry_after_s)
         except Exception:  # one shape for the unexpected too; the log has the trace
             log.exception("request failed", extra={"path": request.path})
             metrics.http_internal_errors.inc()
@@ -126,6 +133,8 @@ async def fetch_json(url: str) -> Any:
     headers = {"Authorization": f"Bearer {_service_token()}", FORWARDED: "1"}
     async with session.get(url, headers=headers) as resp:
         body = await resp.read()
+        if resp.status == 503 and b'"recovering"' in body:  # the owner is not ready to answer yet: say so
+            raise ApiError(503, "recovering", orjson.loads(body)["error"]["message"], RETRY_AFTER_S)
         if resp.status != 200:
             raise ApiError(502, "worker_unavailable", f"{url} answered {resp.status}: {body[:200]!r}")
         return orjson.loads(body)
@@ -155,15 +164,41 @@ async def ask_owner(table, key: str, path: str, local: Callable[[], Awaitable[An
                     standby_ok: bool = False) -> Any:
     """Answer from this worker if it owns `key`, else from the worker that does. With
     `standby_ok`, a worker that keeps the key's partition as a standby replica caught up
-    with its changelog answers itself (`local` must then read past caches: `StateTable.stored`)."""
-    if request.headers.get(FORWARDED):
-        return await local()
+    with its changelog answers itself (`local` must then read past caches: `StateTable.stored`).
+
+    Never a default for a partition nobody here can answer yet: while no assignment is known,
+    or this worker owns the partition but is still recovering it (or rebalancing), the answer
+    is `503 recovering` with `Retry-After` (`not_answerable_here`); a forwarded read whose
+    owner says so passes that on."""
+    forwarded = bool(request.headers.get(FORWARDED))
     owner = _owner_url(table, key)
+    if forwarded or owner == settings.canonical_url:
+        why = not_answerable_here(table, key)
+        if why is None or (standby_ok and standby_caught_up(table, key)):
+            return await local()
+        raise ApiError(503, "recovering", f"this worker cannot answer for '{key[:100]}' yet: {why}", RETRY_AFTER_S)
     if owner is None:
-        owner = settings.canonical_url  # no assignment yet: answer with what is here
-    if owner == settings.canonical_url or (standby_ok and standby_caught_up(table, key)):
+        raise ApiError(503, "recovering", "no partition assignment is known yet (the workers are starting or "
+                                          "rebalancing)", RETRY_AFTER_S)
+    if standby_ok and standby_caught_up(table, key) and not_answerable_here(table, key, standby=True) is None:
         return await local()
     return await fetch_json(owner + path)
+
+
+def not_answerable_here(table: Any, key: str, standby: bool = False) -> Optional[str]:
+    """Why this worker cannot answer for `key` of `table` now (None: it can): the one rule of
+    every one-key read. It can once its first recovery is done, no rebalance is under way,
+    and it holds the key's partition as an active one (or, with `standby`, a standby)."""
+    recovery = app.tables.recovery
+    if not recovery.completed.is_set():
+        return "its tables are being recovered after its start"
+    if app.rebalancing or getattr(app, "in_recovery", False):
+        return "a rebalance is under way"
+    tp = TP(table.table.changelog_topic.get_topic_name(), table.partition_of(key))
+    held = app.assignor.assigned_standbys() if standby else app.assignor.assigned_actives()
+    if tp not in held:
+        return f"partition {tp.partition} is not {'kept' if standby else 'owned'} here"
+    return None
 
 
 def _owner_url(table: Any, key: str) -> Optional[str]:

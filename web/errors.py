@@ -41,9 +41,10 @@ CODES = {
 class ApiError(Exception):
     """An answer in the error shape: raised by views and validators, answered by ApiView."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after_s = retry_after_s  # a `Retry-After` header: ask again then (503 recovering)
 
 
 def code_of(status: int) -> str:

@@ -31,13 +31,22 @@ class Health(ApiView):
 
 
 def readiness() -> tuple[bool, str]:
-    if app.rebalancing:
-        return False, "rebalancing"
+    """Ready: the worker has joined the group and finished its first table recovery since it
+    started. Later rebalances do not turn it off (a rolling restart would otherwise leave no
+    ready worker behind a Service): each one-key read protects itself instead, answering
+    `503 recovering` with `Retry-After` for a partition not answerable yet (web/common.py,
+    `not_answerable_here`). A worker holding only standby partitions is ready: it forwards."""
+    if app.should_stop:
+        return False, "stopping"
     if not app.tables.recovery.completed.is_set():
-        return False, "recovering tables"
-    if not app.assignor.assigned_actives():
-        return False, "no partitions assigned yet"
-    return True, "consuming"
+        return False, "recovering tables" if app.rebalancing or app.in_recovery else "starting"
+    return True, "rebalancing" if app.rebalancing else "consuming"
+
+
+def _now() -> dict:
+    """What the worker is doing now, beside its readiness."""
+    return {"rebalancing": bool(app.rebalancing), "active_partitions": len(app.assignor.assigned_actives()),
+            "standby_partitions": len(app.assignor.assigned_standbys())}
 
 
 @app.page("/ready")
@@ -46,7 +55,7 @@ class Ready(ApiView):
 
     async def get(self, request: web.Request) -> web.Response:
         ready, why = readiness()
-        return self.ok({"ready": ready, "reason": why, "integrations": metrics.integrations()},
+        return self.ok({"ready": ready, "reason": why, **_now(), "integrations": metrics.integrations()},
                        status=200 if ready else 503)
 
 
