@@ -53,6 +53,28 @@ class TunedConsumer(faust_aiokafka.Consumer):
         it cleared the buffers (`consumer.resume_flow()`): whatever reached them before the
         seek is read again from the committed offset. Faust stops the flow the same way for a
         rebalance; when it calls this seek itself because the flow is stopped (`getmany`), this
-        changes nothing."""
+        changes nothing.
+
+        Then every standby changelog partition is sought back to just after the last record
+        the recovery took of it (`_reseek_standbys`)."""
         self.stop_flow()
         await super().perform_seek()
+        await self._reseek_standbys()
+
+    async def _reseek_standbys(self) -> None:
+        """Standby partitions read again from just after the last record recovery took.
+
+        Faust resumes the standby changelog partitions before it ends the recovery
+        (faust/tables/recovery.py), and ends it with `flow_control.resume()`, which clears the
+        queue of changelog records (`TableManager.changelog_queue`, `clear_on_resume=True`):
+        whatever the fetcher delivered to it meanwhile is gone, and the fetch position is past
+        it. A standby then starts some records in, its persisted offset as if it had them, and
+        a worker it is promoted on (or a read from it) lacks those keys for good (seen on the
+        cluster, 3 -> 4 workers: the new worker's standby of ivr-rules began at offset 12, and
+        an acknowledged IVR hold was answered `no_rule`). With the flow stopped here, nothing
+        is delivered until Faust resumes it, just after that clear."""
+        recovery = self.app.tables.recovery
+        taken = recovery.standby_offsets  # tp -> offset of the last record the recovery took (-1: none)
+        again = {tp: max(0, (taken.get(tp) if taken.get(tp) is not None else -1) + 1) for tp in recovery.standby_tps}
+        if again:
+            await self.seek_wait(again)

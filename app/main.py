@@ -42,7 +42,7 @@ class SwitchboardApp(faust.App):
         # again (each one a pause of the event loop: 60-130 ms, measured at 3,000 ev/s)
         gc.freeze()
         gc.set_threshold(*settings.gc_thresholds)
-        await ensure_topics(settings)
+        await ensure_topics(settings, [table.changelog_topic.get_topic_name() for table in self.tables.values()])
 
     def _on_autodiscovery_error(self, name: str) -> None:
         # Faust only logs a warning: a domain module that fails to import would vanish,

@@ -10,6 +10,8 @@ shared by every domain and declared here.
 
 from __future__ import annotations
 
+from typing import Any, Iterable
+
 import faust
 
 from app.settings import Settings
@@ -57,25 +59,49 @@ def topic_specs() -> dict[str, dict[str, str]]:
     return dict(_SPECS)
 
 
-async def ensure_topics(s: Settings) -> list[str]:
-    """Create the declared topics that are missing; the names created."""
+async def ensure_topics(s: Settings, changelogs: Iterable[str] = (), timeout_s: float = 60.0) -> list[str]:
+    """Create the declared topics and the tables' `changelogs` (compacted) that are missing,
+    then wait until the cluster has a leader for every partition of each; the names created.
+
+    The changelogs are made here, before this worker's consumer joins its group: made by
+    Faust later (when a table starts), on a cluster of several brokers they may not be in the
+    metadata yet when the group's leader computes an assignment, which then leaves their
+    partitions out: a worker processes a partition's input with none of its table recovered
+    (seen on three brokers: a new worker wrote `os-crm` partition 0 from empty, its recovery
+    offset past the 20 operators it never read, and the next owner recovered from there)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
+    specs = {**topic_specs(), **{name: {"cleanup.policy": "compact", **replica_configs(s)} for name in changelogs}}
     admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(name, s.partitions, s.replication_factor, topic_configs=configs)
-            for name, configs in topic_specs().items()
-            if name not in existing
-        ]
+        missing = [NewTopic(name, s.partitions, s.replication_factor, topic_configs=configs)
+                   for name, configs in specs.items() if name not in existing]
         if missing:
             try:
                 await admin.create_topics(missing)
             except TopicAlreadyExistsError:
                 pass  # another worker was quicker
+        await _until_led(admin, sorted(specs), timeout_s)
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def _until_led(admin: Any, names: list[str], timeout_s: float) -> None:
+    """Until every partition of `names` has a leader in the cluster's metadata."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        pending = [t.get("topic") for t in described
+                   if t.get("error_code") or not t.get("partitions") or any(p.get("leader", -1) < 0 for p in t["partitions"])]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topics without a leader after {timeout_s:g} s: {', '.join(map(str, pending[:10]))}")
+        await asyncio.sleep(0.2)

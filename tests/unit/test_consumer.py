@@ -20,7 +20,8 @@ def _consumer(fetched: list[int], broker_answers: asyncio.Event) -> TunedConsume
     """Faust's own `getmany` and `perform_seek` over one fetch that returned `fetched`
     (offsets of INPUT), without a broker: the seek waits until `broker_answers` is set."""
     consumer = object.__new__(TunedConsumer)  # no Faust service machinery
-    consumer.app = SimpleNamespace(consumer_generation_id=2, monitor=SimpleNamespace(track_tp_end_offset=lambda tp, end: None))
+    consumer.app = SimpleNamespace(consumer_generation_id=2, monitor=SimpleNamespace(track_tp_end_offset=lambda tp, end: None),
+                                   tables=SimpleNamespace(recovery=SimpleNamespace(standby_offsets={}, standby_tps=set())))
     consumer._stopped, consumer._crashed = asyncio.Event(), asyncio.Event()
     consumer.can_resume_flow, consumer.suspend_flow = asyncio.Event(), asyncio.Event()
     consumer.resume_flow()  # recovery turned the flow on to read the changelogs
@@ -80,3 +81,20 @@ def test_faust_resumes_the_flow_after_the_seek():
         seek = source.index("perform_seek()")
         assert source.index("flow_control.resume()", seek) > seek, step.__name__
         assert source.index("resume_flow()", seek) > seek, step.__name__
+
+
+def test_standby_partitions_are_read_again_from_just_after_what_recovery_took():
+    """Faust ends a recovery by clearing the queue of changelog records its standbys were
+    already being fed: they are read again from after the last one taken, not lost."""
+    consumer = object.__new__(TunedConsumer)
+    taken_up_to, never_taken, empty = TP("t-ivr-rules-changelog", 1), TP("t-os-crm-changelog", 1), TP("t-x", 0)
+    consumer.app = SimpleNamespace(tables=SimpleNamespace(recovery=SimpleNamespace(
+        standby_tps={taken_up_to, never_taken, empty}, standby_offsets={taken_up_to: 11, never_taken: -1})))
+    sought = {}
+
+    async def seek_wait(partitions):
+        sought.update(partitions)
+
+    consumer.seek_wait = seek_wait
+    asyncio.run(consumer._reseek_standbys())
+    assert sought == {taken_up_to: 12, never_taken: 0, empty: 0}
