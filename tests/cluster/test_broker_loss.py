@@ -13,7 +13,7 @@ import time
 import pytest
 
 from app.ingest import record_key
-from tests.cluster.load import Load, leader_node
+from tests.cluster.load import Load, leader_node, tables_agree
 from tests.harness import ARTIFACTS, Worker, produce, wait_until
 from tests.integration.traffic import queue_log_lines
 
@@ -54,6 +54,9 @@ def test_a_broker_lost_under_load_loses_nothing(cluster, krt, on_cluster, run):
         wait_until(lambda: cluster.in_sync([deployment.topic("qapp-events")]), 60, 1.0, "the restarted node in sync")
         _report("broker_loss", {"run": run, "victim": victim, "down_s": round(time.monotonic() - killed_at, 1),
                                 **figures})
+        for w in workers:
+            w.stop()
+        assert tables_agree(workers) == []
     finally:
         for w in workers:
             w.stop()
