@@ -207,17 +207,16 @@ status() {
   for n in $(seq 1 "$nodes"); do running "$n" && answers "$(node_port "$n")" || return 1; done
 }
 
-node_arg() {
+check_node() {
   [[ "${1:-}" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le "$nodes" ] || { echo "node: 1..$nodes (KAFKA_BROKERS=$nodes)" >&2; exit 2; }
-  echo "$1"
 }
 
 case "${1:-start}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  start-node) n=$(node_arg "${2:-}"); resolve_jars; launch "$n"; await_node "$n" ;;
-  stop-node) stop_node "$(node_arg "${2:-}")" ;;
-  kill-node) stop_node "$(node_arg "${2:-}")" KILL ;;
+  start-node) check_node "${2:-}"; resolve_jars; launch "$2"; await_node "$2" ;;
+  stop-node) check_node "${2:-}"; stop_node "$2" ;;
+  kill-node) check_node "${2:-}"; stop_node "$2" KILL ;;
   *) echo "usage: $0 start|stop|status|start-node N|stop-node N|kill-node N" >&2; exit 2 ;;
 esac
