@@ -73,7 +73,7 @@ class TunedConsumer(faust_aiokafka.Consumer):
         cluster, 3 -> 4 workers: the new worker's standby of ivr-rules began at offset 12, and
         an acknowledged IVR hold was answered `no_rule`). With the flow stopped here, nothing
         is delivered until Faust resumes it, just after that clear."""
-        recovery = self.app.tables.recovery
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # TableManager has it, its type does not
         taken = recovery.standby_offsets  # tp -> offset of the last record the recovery took (-1: none)
         again = {tp: max(0, (taken.get(tp) if taken.get(tp) is not None else -1) + 1) for tp in recovery.standby_tps}
         if again:
