@@ -120,12 +120,15 @@ def place_facts(
     for time, counted in facts:
         start = window_start(time, sched.window_s)
         watermark = max(watermark, time)
+        # kept from its first fact, late or not: a late fact is still counted in its window,
+        # which the metrics read from `first_window` on (a queue whose early facts all came
+        # late, behind a partition taken over, lost those windows from its answers)
+        first = start if first is None else min(first, start)
         if start + sched.window_s <= q.closed_until:
             late += counted
             on_time.append(False)
             continue
         opened.add(start)
-        first = start if first is None else min(first, start)
         on_time.append(True)
     placed = replace(q, watermark=watermark, late_facts=late, first_window=first,
                      open_windows=q.open_windows if len(opened) == len(q.open_windows) else tuple(sorted(opened)))

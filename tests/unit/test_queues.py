@@ -24,6 +24,7 @@ from tables.callcenter.queues import (
     close_windows,
     live_view,
     place_fact,
+    place_facts,
     sweep_lost_calls,
 )
 from tables.callcenter.store import topics
@@ -548,3 +549,13 @@ def test_a_lost_complete_no_longer_keeps_its_operator_on_call() -> None:
     c1 = panel.published[(topics.call_status.get_topic_name(), "c1")]
     assert (c1["status"], c1["end_reason"]) == ("closed", "unknown end: its operator answered call c2")
     assert _resets("call_superseded") == counted + 1
+
+
+def test_a_late_fact_still_opens_the_windows_a_queue_reports_from():
+    """A queue whose first facts arrive after their window was final (behind a partition being
+    taken over) still reports that window: it is counted there, and read from `first_window`."""
+    sched = WindowSchedule(60, 5, 24 * 3600)
+    q = QueueState(queue="lost-items", closed_until=960.0, first_window=900.0)
+    q, on_time = place_facts(q, [(790.0, True)], sched)
+    assert on_time == [False] and q.late_facts == 1
+    assert q.first_window == 780.0
