@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 build_info = Gauge("switchboard_build_info", "The build answering: 1, labelled with its version and git revision",
                    ["version", "revision"], registry=REGISTRY)
 build_info.labels(version(), revision()).set(1)
-ready = Gauge("switchboard_ready", "1 while this worker is ready (GET /ready answers 200), else 0; refreshed on each scrape",
+ready = Gauge("switchboard_ready", "1 while this worker is ready (GET /ready answers 200: in the group, its first table "
+              "recovery since its start done), else 0; refreshed on each scrape",
               registry=REGISTRY)
 integration_enabled = Gauge(
     "switchboard_integration_enabled", "1 where an optional external system is configured, 0 where its setting is unset "

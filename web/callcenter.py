@@ -1,13 +1,14 @@
 """Call-center JSON API: queue status, queue metrics, operators (SPEC.md "HTTP API").
 
-Reads only. Whole-fleet answers are gathered from every worker (`ask_all`); one-key
-answers come from the worker owning the key (`ask_owner`).
+Reads only. Whole-fleet answers are gathered from every worker (`ask_all`; a worker that
+cannot give its share yet is named in `unavailable_workers` and the answer is `stale`);
+one-key answers come from the worker owning the key (`ask_owner`), or are `503 recovering`.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Awaitable, Callable, Optional
 from urllib.parse import quote
 
 from faust import web
@@ -27,7 +28,7 @@ from tables.callcenter.store import (
 )
 from tables.callcenter.views import operator_view
 from tables.callcenter.windows import metrics_view, window_key, window_start
-from web.common import ApiError, ApiView, ask_all, ask_owner
+from web.common import ApiError, ApiView, ask_all, ask_owner, own_share
 from web.params import Identifier, Query, TimeRange, identifier, query
 
 __all__ = [
@@ -85,7 +86,7 @@ class LocalQueues(ApiView):
     roles = ("service",)
 
     async def get(self, request: web.Request) -> web.Response:
-        return self.ok(await _local_queues())
+        return self.ok(await own_share(_local_queues))
 
 
 @app.page("/queues/status")
@@ -168,12 +169,19 @@ def _local_operators(queue: Optional[str]) -> list[dict]:
             if queue is None or queue in v["queues"]]
 
 
+def _operators_share(queue: Optional[str]) -> Callable[[], Awaitable[dict]]:
+    """This worker's share of `/operators`: its operators and its freshness."""
+    async def share() -> dict:
+        return {"operators": _local_operators(queue), **freshness()}
+    return share
+
+
 @app.page("/internal/cc/operators")
 class LocalOperators(ApiView):
     roles = ("service",)
 
     async def get(self, request: web.Request) -> web.Response:
-        return self.ok({"operators": _local_operators(query(request, OperatorsQuery).queue), **freshness()})
+        return self.ok(await own_share(_operators_share(query(request, OperatorsQuery).queue)))
 
 
 @app.page("/operators")
@@ -182,12 +190,8 @@ class Operators(ApiView):
 
     async def get(self, request: web.Request) -> web.Response:
         queue = query(request, OperatorsQuery).queue
-
-        async def local():
-            return {"operators": _local_operators(queue), **freshness()}
-
         path = "/internal/cc/operators" + (f"?queue={quote(queue)}" if queue else "")
-        answers, missing = await ask_all(path, local)
+        answers, missing = await ask_all(path, _operators_share(queue))
         operators = sorted((o for a in answers for o in a["operators"]), key=lambda o: o["id"])
         return self.ok({"generated_at": time.time(), **combined_freshness(answers, missing), "operators": operators})
 

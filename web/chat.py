@@ -31,7 +31,8 @@ import logging
 import secrets
 import time
 import uuid
-from typing import Annotated, Any, Literal, Optional, cast
+from functools import partial
+from typing import Annotated, Any, Awaitable, Callable, Literal, Optional, TypeVar, cast
 from urllib.parse import quote
 
 import aiohttp
@@ -71,7 +72,7 @@ from tables.chat.store import (
     seed_topic_name,
     topics,
 )
-from web.common import ApiError, ApiView, ask_owner, identify, send_command
+from web.common import ApiError, ApiView, Recovering, answer_here, ask_owner, identify, send_command
 from web.operations import STATIC
 from web.params import Body, Identifier, Query, body, identifier, query
 
@@ -86,6 +87,8 @@ QUEUE_READERS = ("operator", "admin", "manager")
 ADMINS = ("admin",)
 MAX_CLIENT_BACKLOG = 2000  # notices a slow socket may have queued before it is closed
 MAX_FRAME = 64 * 1024
+GREETING_PATIENCE_S = 10.0  # a socket's greeting waits this long for a desk being recovered, then it says so
+T = TypeVar("T")
 ERROR_STATUS = {"unknown_chat": 404, "not_participant": 403, "not_allowed": 403}  # the other refusals: 409
 Priority = Annotated[int, Field(ge=0, le=chat.chat_max_priority)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=chat.chat_max_text)]
@@ -274,16 +277,17 @@ async def _decided(topic: Any, key: str, kind: str, **fields: Any) -> tuple[int,
 # --- reads from the desk's owner ---------------------------------------------------------------
 
 
+async def _local_desk() -> Desk:
+    return desk_table.get(DESK) or Desk()
+
+
 async def _desk(request: web.Request) -> Desk:
     """The desk: this worker's own state if it owns it (no JSON round trip), else its owner's answer."""
-    async def local() -> Desk:
-        return desk_table.get(DESK) or Desk()
-
-    answer = await ask_owner(desk_table, DESK, f"{PREFIX}/internal/desk", local, request)
+    answer = await ask_owner(desk_table, DESK, f"{PREFIX}/internal/desk", _local_desk, request)
     return answer if isinstance(answer, Desk) else Desk.from_json(answer)
 
 
-def _local_chat(chat_id: str, after: int, limit: int) -> dict[str, Any]:
+async def _local_chat(chat_id: str, after: int, limit: int) -> dict[str, Any]:
     """A chat (open or closed; None if unknown) and its messages after `after`, from this worker's tables."""
     desk = desk_table.get(DESK) or Desk()
     found = desk.chats.get(chat_id) or archive_table.get(chat_id)
@@ -300,11 +304,7 @@ async def _chat(request: web.Request, chat_id: str, role: str, user: str, after:
     """A chat and its messages after `after`, if `user` may see it (else 404/403)."""
     limit = limit or chat.chat_history_page
     path = f"{PREFIX}/internal/chats/{quote(chat_id, safe='')}?after={after}&limit={limit}"
-
-    async def local() -> Any:
-        return _local_chat(chat_id, after, limit)
-
-    answer = await ask_owner(desk_table, DESK, path, local, request)
+    answer = await ask_owner(desk_table, DESK, path, partial(_local_chat, chat_id, after, limit), request)
     if answer["chat"] is None:
         raise ApiError(404, "unknown_chat", f"no chat {chat_id}")
     found = answer["chat"] if isinstance(answer["chat"], Chat) else Chat.from_json(answer["chat"])
@@ -324,7 +324,7 @@ class InternalDesk(ApiView):
     roles = ("service",)
 
     async def get(self, request: web.Request) -> web.Response:
-        return self.ok(desk_table.get(DESK) or Desk())
+        return self.ok(await answer_here(desk_table, DESK, _local_desk))
 
 
 @app.page(PREFIX + "/internal/chats/{chat_id}")
@@ -333,7 +333,8 @@ class InternalChat(ApiView):
 
     async def get(self, request: web.Request, chat_id: str) -> web.Response:
         asked = query(request, AfterQuery)
-        return self.ok(_local_chat(identifier(chat_id, "chat_id"), asked.after, asked.limit))
+        local = partial(_local_chat, identifier(chat_id, "chat_id"), asked.after, asked.limit)
+        return self.ok(await answer_here(desk_table, DESK, local))
 
 
 # --- views -------------------------------------------------------------------------------------
@@ -637,7 +638,12 @@ class ChatSocket(ApiView):
             await _send(socket, _frame("connected", {"user_id": user, "chat_id": asked.chat_id, "role": role}))
             if role in ("operator", "lawyer"):
                 await _presence("operator_connected", conn)
-            await _greet(socket, request, conn, asked)
+            try:
+                await _greet(socket, request, conn, asked)
+            except ApiError as exc:  # the desk cannot be read now (moving, its owner away): say so; it reconnects
+                await _send(socket, _frame("error", {"code": exc.code, "message": exc.message}))
+                await socket.close(code=aiohttp.WSCloseCode.TRY_AGAIN_LATER, message=b"try again")
+                return socket
             sender = asyncio.ensure_future(_send_notices(socket, conn))
             async for message in socket:
                 if message.type == aiohttp.WSMsgType.TEXT:
@@ -671,7 +677,7 @@ async def _greet(socket: aioweb.WebSocketResponse, request: web.Request, conn: C
     """What a socket should know at once: the queue and their chats (staff), and the
     messages of its chat after `since`."""
     if conn.role in ("operator", "admin", "lawyer") and asked.chat_id is None:
-        desk = await _desk(request)
+        desk = await _patiently(partial(_desk, request))
         if conn.role != "lawyer":
             for c in waiting(desk):
                 await _send(socket, _frame("new_chat_available", available_payload(c)))
@@ -682,13 +688,27 @@ async def _greet(socket: aioweb.WebSocketResponse, request: web.Request, conn: C
     if asked.chat_id is not None and asked.since is not None:
         after = asked.since
         while True:
-            found, messages = await _chat(request, asked.chat_id, conn.role, conn.user, after)
+            found, messages = await _patiently(partial(_chat, request, asked.chat_id, conn.role, conn.user, after))
             for posted in messages:
                 await _send(socket, _frame("message", message_payload(posted)))
                 after = posted.seq
             conn.sent[asked.chat_id] = max(conn.sent.get(asked.chat_id, 0), after)
             if not messages or after >= found.last_seq:
                 return
+
+
+async def _patiently(read: Callable[[], Awaitable[T]], patience_s: float = GREETING_PATIENCE_S) -> T:
+    """`read()`, asked again after each `503 recovering`'s Retry-After for up to `patience_s`: a
+    socket's greeting waits out the desk's partition moving rather than greeting with nothing."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return await read()
+        except Recovering as exc:
+            wait = exc.retry_after_s or 1
+            if time.monotonic() + wait > deadline:
+                raise
+            await asyncio.sleep(wait)
 
 
 async def _send_notices(socket: aioweb.WebSocketResponse, conn: Connection) -> None:

@@ -4,6 +4,8 @@
   `{"error": {"code", "message"}}` with its status.
 - `ask_all` is scatter-gather: every worker answers for its own partitions.
 - `ask_owner` sends a read to the worker owning a key's partition.
+- `not_answerable_here` is the one rule of whether this worker can answer a key of a table
+  now; where it cannot, the read answers `503 recovering` with `Retry-After`, never a default.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from faust.types import TP
 from app import codec, metrics
 from app.main import app, settings
 from web import errors
-from web.errors import ApiError
+from web.errors import RETRY_AFTER_S, ApiError, Recovering
 
-__all__ = ["ApiView", "FORWARDED", "RETRY_AFTER_S", "ask_all", "ask_owner", "authorize", "error_response", "fetch_json",
-           "identify", "not_answerable_here", "send_command", "standby_caught_up", "worker_urls"]
+__all__ = ["ApiView", "FORWARDED", "RETRY_AFTER_S", "Recovering", "answer_here", "ask_all", "ask_owner", "authorize",
+           "error_response", "fetch_json", "identify", "not_answerable_here", "own_share", "send_command",
+           "standby_caught_up", "tables_unreadable", "worker_urls"]
 
 log = logging.getLogger(__name__)
 FORWARDED = "X-Switchboard-Forwarded"
@@ -32,9 +35,6 @@ _session: Optional[aiohttp.ClientSession] = None
 
 
 errors.install(app.web.web_app)  # the error shape for what no view answers (404, 405, parse errors, ...)
-
-
-RETRY_AFTER_S = 1  # what a `503 recovering` asks the caller to wait
 
 
 def error_response(view: web.View, status: int, code: str, message: str,
@@ -129,38 +129,68 @@ async def send_command(topic: Any, key: Optional[bytes], value: bytes, what: str
 
 
 async def fetch_json(url: str) -> Any:
+    """Another worker's JSON answer; its `503 recovering` passes on as `Recovering` (with its
+    `Retry-After`), any other failure is ApiError 502 `worker_unavailable`."""
     session = await _client()
     headers = {"Authorization": f"Bearer {_service_token()}", FORWARDED: "1"}
     async with session.get(url, headers=headers) as resp:
         body = await resp.read()
-        if resp.status == 503 and b'"recovering"' in body:  # the owner is not ready to answer yet: say so
-            raise ApiError(503, "recovering", orjson.loads(body)["error"]["message"], RETRY_AFTER_S)
-        if resp.status != 200:
-            raise ApiError(502, "worker_unavailable", f"{url} answered {resp.status}: {body[:200]!r}")
-        return orjson.loads(body)
+        if resp.status == 200:
+            return orjson.loads(body)
+        recovering = _recovering_of(resp.status, body, resp.headers.get("Retry-After"))
+        if recovering is not None:
+            raise recovering
+        raise ApiError(502, "worker_unavailable", f"{url} answered {resp.status}: {body[:200]!r}")
+
+
+def _recovering_of(status: int, body: bytes, retry_after: Optional[str]) -> Optional[Recovering]:
+    """The `Recovering` a worker's `503 recovering` answer stands for, else None."""
+    if status != 503:
+        return None
+    try:
+        error = orjson.loads(body)["error"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if not isinstance(error, dict) or error.get("code") != "recovering":
+        return None
+    wait = int(retry_after) if retry_after and retry_after.isdigit() else RETRY_AFTER_S
+    return Recovering(str(error.get("message", "the owner is recovering")), wait)
 
 
 async def ask_all(path: str, local: Callable[[], Awaitable[Any]]) -> tuple[list[Any], list[str]]:
     """Scatter-gather: the local answer plus every other worker's answer for `path`.
 
-    A worker that does not answer (dead, until the group notices and rebalances) is
-    left out and named in the second list: a partial answer beats no dashboard.
+    A worker that does not answer (dead, until the group notices and rebalances) or cannot
+    give its share yet (`503 recovering`: its first recovery, a rebalance; this worker too,
+    `own_share`) is left out and named in the second list: a partial answer, said to be
+    one, beats no dashboard. The peers' `path` answers with `own_share` as well.
     """
-    others = [u for u in worker_urls() if u != settings.canonical_url]
-    results = await asyncio.gather(local(), *(fetch_json(u + path) for u in others), return_exceptions=True)
-    if isinstance(results[0], BaseException):
-        raise results[0]
-    answers, missing = [results[0]], []
-    for url, result in zip(others, results[1:]):
-        if isinstance(result, BaseException):
+    me = settings.canonical_url
+    others = [u for u in worker_urls() if u != me]
+    results = await asyncio.gather(own_share(local), *(fetch_json(u + path) for u in others), return_exceptions=True)
+    answers, missing = [], []
+    for url, result in zip([me, *others], results):
+        if not isinstance(result, BaseException):
+            answers.append(result)
+        elif url == me and not isinstance(result, Recovering):
+            raise result  # this worker's own failure: its error, as any view's
+        else:
             log.warning("worker did not answer", extra={"url": url, "error": str(result)})
             missing.append(url)
-        else:
-            answers.append(result)
     return answers, missing
 
 
-async def ask_owner(table, key: str, path: str, local: Callable[[], Awaitable[Any]], request: web.Request,
+async def own_share(local: Callable[[], Awaitable[Any]]) -> Any:
+    """This worker's share of a fleet-wide answer (the keys of its active partitions), or
+    `Recovering` while its tables cannot be read (`tables_unreadable`): then its share would
+    silently lack keys."""
+    why = tables_unreadable()
+    if why is not None:
+        raise Recovering(f"this worker cannot give its share yet: {why}")
+    return await local()
+
+
+async def ask_owner(table: Any, key: str, path: str, local: Callable[[], Awaitable[Any]], request: web.Request,
                     standby_ok: bool = False) -> Any:
     """Answer from this worker if it owns `key`, else from the worker that does. With
     `standby_ok`, a worker that keeps the key's partition as a standby replica caught up
@@ -168,37 +198,76 @@ async def ask_owner(table, key: str, path: str, local: Callable[[], Awaitable[An
 
     Never a default for a partition nobody here can answer yet: while no assignment is known,
     or this worker owns the partition but is still recovering it (or rebalancing), the answer
-    is `503 recovering` with `Retry-After` (`not_answerable_here`); a forwarded read whose
-    owner says so passes that on."""
-    forwarded = bool(request.headers.get(FORWARDED))
+    is `503 recovering` with `Retry-After` (`answer_here`); a forwarded read whose owner says
+    so passes that on."""
     owner = _owner_url(table, key)
-    if forwarded or owner == settings.canonical_url:
-        why = not_answerable_here(table, key)
-        if why is None or (standby_ok and standby_caught_up(table, key)):
-            return await local()
-        raise ApiError(503, "recovering", f"this worker cannot answer for '{key[:100]}' yet: {why}", RETRY_AFTER_S)
+    if request.headers.get(FORWARDED) or owner == settings.canonical_url:
+        return await answer_here(table, key, local, standby_ok)
     if owner is None:
-        raise ApiError(503, "recovering", "no partition assignment is known yet (the workers are starting or "
-                                          "rebalancing)", RETRY_AFTER_S)
+        raise Recovering("no partition assignment is known yet (the workers are starting or rebalancing)")
     if standby_ok and standby_caught_up(table, key) and not_answerable_here(table, key, standby=True) is None:
         return await local()
     return await fetch_json(owner + path)
 
 
+async def answer_here(table: Any, key: str, local: Callable[[], Awaitable[Any]], standby_ok: bool = False) -> Any:
+    """This worker's own answer for `key` of `table` (`local`), or `Recovering` while it cannot
+    give a right one (`not_answerable_here`). What a forwarded read, and every internal view
+    another worker's `ask_owner` asks, answers with."""
+    why = not_answerable_here(table, key)
+    if why is None or (standby_ok and standby_caught_up(table, key)):
+        return await local()
+    raise Recovering(f"this worker cannot answer for '{key[:100]}' yet: {why}")
+
+
+# --- can this worker answer partition P of table T now: the one rule of every read ------------------
+
+def tables_unreadable() -> Optional[str]:
+    """Why no table of this worker can be read now, whatever the key (None: they can).
+
+    Faust reads a table partition being recovered, or one whose ownership a rebalance is
+    moving, as empty: a read then would answer a confident default (`no_rule`, `source:
+    default`). `recovery.completed` is set once the first recovery since the start is done
+    (and never cleared); `app.rebalancing` from a rebalance's start to the end of its
+    recovery; `app.in_recovery` while a recovery of active partitions runs."""
+    if not app.tables.recovery.completed.is_set():  # TableManager.recovery: not on its type
+        return "its tables are being recovered after its start"
+    if app.rebalancing or app.in_recovery:
+        return "a rebalance is under way"
+    return None
+
+
 def not_answerable_here(table: Any, key: str, standby: bool = False) -> Optional[str]:
     """Why this worker cannot answer for `key` of `table` now (None: it can): the one rule of
-    every one-key read. It can once its first recovery is done, no rebalance is under way,
-    and it holds the key's partition as an active one (or, with `standby`, a standby)."""
-    recovery = app.tables.recovery
-    if not recovery.completed.is_set():
-        return "its tables are being recovered after its start"
-    if app.rebalancing or getattr(app, "in_recovery", False):
-        return "a rebalance is under way"
-    tp = TP(table.table.changelog_topic.get_topic_name(), table.partition_of(key))
+    every one-key read. It can once its tables are readable (`tables_unreadable`) and it holds
+    the key's partition as an active one (or, with `standby`, a standby)."""
+    why = tables_unreadable()
+    if why is not None:
+        return why
+    tp = _partition_of(table, key)
     held = app.assignor.assigned_standbys() if standby else app.assignor.assigned_actives()
     if tp not in held:
         return f"partition {tp.partition} is not {'kept' if standby else 'owned'} here"
     return None
+
+
+def standby_caught_up(table: Any, key: str) -> bool:
+    """This worker keeps the partition of `key` as a standby replica and has applied its
+    changelog up to the end Kafka last reported (one fetch behind at most)."""
+    if table.table.standby_buffer_size != 1:
+        return False  # its standbys apply the changelog 1,000 records at a time (`state_table(standby_reads=...)`)
+    tp = _partition_of(table, key)
+    recovery = app.tables.recovery
+    if tp not in recovery.standby_tps:
+        return False
+    end = app.consumer.highwater(tp) if app.consumer else None
+    applied = recovery.standby_offsets.get(tp)
+    return end is not None and applied is not None and applied >= end - 1
+
+
+def _partition_of(table: Any, key: str) -> TP:
+    """The changelog partition of `table` that holds `key` (the partition Faust assigns)."""
+    return TP(table.table.changelog_topic.get_topic_name(), table.partition_of(key))
 
 
 def _owner_url(table: Any, key: str) -> Optional[str]:
@@ -208,20 +277,5 @@ def _owner_url(table: Any, key: str) -> Optional[str]:
     a topic's partitions only once it has sent to it: asked before this worker wrote its first
     changelog record of the table, it fails. The partition is ours to compute (`partition_of`,
     the same hash); the assignor's map from partition to worker is read directly (one place)."""
-    tp = TP(table.table.changelog_topic.get_topic_name(), table.partition_of(key))
-    url = app.assignor._tps_url.get(tp)  # type: ignore[attr-defined]
+    url = app.assignor._tps_url.get(_partition_of(table, key))  # type: ignore[attr-defined]
     return None if url is None else str(url).rstrip("/")
-
-
-def standby_caught_up(table: Any, key: str) -> bool:
-    """This worker keeps the partition of `key` as a standby replica and has applied its
-    changelog up to the end Kafka last reported (one fetch behind at most)."""
-    if table.table.standby_buffer_size != 1:
-        return False  # its standbys apply the changelog 1,000 records at a time (`state_table(standby_reads=...)`)
-    tp = TP(table.table.changelog_topic.get_topic_name(), table.partition_of(key))
-    recovery = app.tables.recovery
-    if tp not in recovery.standby_tps:
-        return False
-    end = app.consumer.highwater(tp) if app.consumer else None
-    applied = recovery.standby_offsets.get(tp)
-    return end is not None and applied is not None and applied >= end - 1

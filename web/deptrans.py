@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import time
+from functools import partial
 from typing import Annotated, Any, Optional
 from urllib.parse import quote
 
@@ -39,7 +40,7 @@ from tables.deptrans.feed import CompactedFeed
 from tables.deptrans.records import DriverId, ParkId
 from tables.deptrans.sessions import status_update
 from tables.deptrans.store import deptrans, drivers_table, topics
-from web.common import ApiError, ApiView, ask_owner, send_command
+from web.common import ApiError, ApiView, Recovering, answer_here, ask_owner, send_command
 from web.params import Body, Query, body, parse, query
 
 __all__ = ["DriverIdView", "IdUpdates", "StatusUpdates"]
@@ -126,12 +127,8 @@ def _driver(request: web.Request) -> str:
 
 async def _pd_id(request: web.Request, key: str) -> str:
     """The licence pd id of the driver's profile, from the worker that owns the driver (404 without one)."""
-
-    async def local() -> dict[str, Any]:
-        return _pd_of(key)
-
-    answer = await ask_owner(drivers_table, key, f"/internal/deptrans/v1/driver?key={quote(key, safe='')}", local,
-                             request)
+    answer = await ask_owner(drivers_table, key, f"/internal/deptrans/v1/driver?key={quote(key, safe='')}",
+                             partial(_pd_of, key), request)
     if not answer.get("pd_id"):
         raise ApiError(404, "not_found", "no profile with a driver licence for this driver")
     return str(answer["pd_id"])
@@ -147,6 +144,8 @@ class DriverIdView(ApiView):
 
     async def get(self, request: web.Request) -> web.Response:
         pd_id = await _pd_id(request, _driver(request))
+        if not id_follower.caught_up.is_set():  # before, a stored ID reads as none
+            raise Recovering("this worker is still reading the stored KRT IDs after its start")
         record = id_feed.get(pd_id, _partition(pd_id))
         return self.ok({"has_id": bool(record and record.get("deptrans_id"))})
 
@@ -183,10 +182,11 @@ class DriverPdView(ApiView):
     roles = ("service",)
 
     async def get(self, request: web.Request) -> web.Response:
-        return self.ok(_pd_of(request.query.get("key", "")))
+        key = request.query.get("key", "")
+        return self.ok(await answer_here(drivers_table, key, partial(_pd_of, key)))
 
 
-def _pd_of(key: str) -> dict[str, Any]:
+async def _pd_of(key: str) -> dict[str, Any]:
     state = drivers_table.stored(key)
     profile = None if state is None else state.profile
     return {"pd_id": None if profile is None else profile.pd_id}

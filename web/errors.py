@@ -25,7 +25,8 @@ from aiohttp import web_protocol
 
 from app import metrics
 
-__all__ = ["ApiError", "CODES", "code_of", "error_body", "error_shape", "install", "json_error", "json_parse_errors"]
+__all__ = ["ApiError", "CODES", "RETRY_AFTER_S", "Recovering", "code_of", "error_body", "error_shape", "install",
+           "json_error", "json_parse_errors"]
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -45,6 +46,17 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.retry_after_s = retry_after_s  # a `Retry-After` header: ask again then (503 recovering)
+
+
+RETRY_AFTER_S = 1  # what a `503 recovering` asks the caller to wait: a partition moves in a second or two
+
+
+class Recovering(ApiError):
+    """503 `recovering` with `Retry-After`: this worker cannot answer for that yet (its tables are
+    being recovered, a rebalance is under way, or the key's owner says so); ask again, never a default."""
+
+    def __init__(self, message: str, retry_after_s: int = RETRY_AFTER_S) -> None:
+        super().__init__(503, "recovering", message, retry_after_s)
 
 
 def code_of(status: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,7 +16,7 @@ from app.state import StateTable
 from app.version import revision, version
 from web.common import ApiError, ApiView
 
-__all__ = ["Dashboard", "Health", "Metrics", "Ready", "StaticFile", "readiness"]
+__all__ = ["Dashboard", "Health", "Metrics", "Ready", "StaticFile", "consumer_out_of_group", "gauged_readiness", "readiness"]
 
 STATIC = Path(__file__).parent / "static"
 STARTED = time.time()
@@ -35,18 +36,49 @@ def readiness() -> tuple[bool, str]:
     started. Later rebalances do not turn it off (a rolling restart would otherwise leave no
     ready worker behind a Service): each one-key read protects itself instead, answering
     `503 recovering` with `Retry-After` for a partition not answerable yet (web/common.py,
-    `not_answerable_here`). A worker holding only standby partitions is ready: it forwards."""
+    `not_answerable_here`). A worker holding only standby partitions is ready: it forwards.
+    It is not ready again only while it stops or its consumer is out of the group."""
     if app.should_stop:
         return False, "stopping"
-    if not app.tables.recovery.completed.is_set():
+    if not app.tables.recovery.completed.is_set():  # set once, by the first recovery's end
         return False, "recovering tables" if app.rebalancing or app.in_recovery else "starting"
+    left = consumer_out_of_group()
+    if left is not None:
+        return False, left
     return True, "rebalancing" if app.rebalancing else "consuming"
 
 
+def consumer_out_of_group() -> Optional[str]:
+    """Why this worker's Kafka consumer is not a member of the group now (None: it is).
+
+    Faust's consumer service stops or crashes on its own (a crashed fetcher); aiokafka's group
+    coordinator resets its generation to -1 when the group dropped the member (its session
+    expired, or it was idle past max.poll.interval and left) until it joins again. The
+    coordinator is private (`Consumer._thread._consumer._coordinator`; Faust reads its
+    `generation` the same way, faust/transport/drivers/aiokafka.py): absent, nothing is said."""
+    consumer = app.consumer
+    thread = getattr(consumer, "_thread", None)
+    if consumer.should_stop or (thread is not None and thread.should_stop):
+        return "consumer stopped"
+    coordinator = getattr(getattr(thread, "_consumer", None), "_coordinator", None)
+    if coordinator is not None and getattr(coordinator, "generation", 0) < 0:
+        return "left the consumer group"
+    return None
+
+
+def gauged_readiness() -> tuple[bool, str]:
+    """`readiness()`, set on the `switchboard_ready` gauge too (on /ready and on each scrape)."""
+    ready, why = readiness()
+    metrics.ready.set(1 if ready else 0)
+    return ready, why
+
+
 def _now() -> dict:
-    """What the worker is doing now, beside its readiness."""
-    return {"rebalancing": bool(app.rebalancing), "active_partitions": len(app.assignor.assigned_actives()),
-            "standby_partitions": len(app.assignor.assigned_standbys())}
+    """What the worker is doing now, beside its readiness: the partitions (numbers, over every
+    topic and table: the assignor gives them together) it owns and those it keeps as standbys."""
+    return {"rebalancing": bool(app.rebalancing), "recovering": bool(app.in_recovery),
+            "active_partitions": len({tp.partition for tp in app.assignor.assigned_actives()}),
+            "standby_partitions": len({tp.partition for tp in app.assignor.assigned_standbys()})}
 
 
 @app.page("/ready")
@@ -54,7 +86,7 @@ class Ready(ApiView):
     public = True
 
     async def get(self, request: web.Request) -> web.Response:
-        ready, why = readiness()
+        ready, why = gauged_readiness()
         return self.ok({"ready": ready, "reason": why, **_now(), "integrations": metrics.integrations()},
                        status=200 if ready else 503)
 
@@ -65,7 +97,7 @@ class Metrics(ApiView):
 
     async def get(self, request: web.Request) -> web.Response:
         consumer_backlog(app, consumed_topics(app))  # refreshes the lag gauges
-        metrics.ready.set(1 if readiness()[0] else 0)
+        gauged_readiness()
         for table in StateTable.instances:
             try:
                 metrics.table_size.labels(table.name).set(len(table))
