@@ -57,7 +57,13 @@ export function renderHealth() {
   const banner = $('stale-banner');
   if (lastAt && (serverStale || tooOld)) {
     const parts = [];
-    if (serverStale) {
+    // workers that could not give their share (starting, recovering, down): named, not guessed at
+    const missing = new Set([...((st && st.unavailable_workers) || []), ...((opsBody && opsBody.unavailable_workers) || [])]);
+    if (missing.size) {
+      parts.push(`${missing.size} worker${missing.size > 1 ? 's' : ''} did not answer (starting, recovering or down): `
+        + `${[...missing].join(', ')}; their queues and operators are missing.`);
+    }
+    if (serverStale && (!missing.size || olderThanLimit(lag))) {  // stale for its lag, not only its gaps
       parts.push(lag !== null
         ? `The service is ${fmtAgo(lag)} behind live events (lag ${lag.toFixed(1)} s).`
         : 'The service is behind live events (lag unknown).');
