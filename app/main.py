@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import faust
 
-from app import codec  # noqa: F401  (registers the orjson codec)
+from app import codec, stores  # noqa: F401  (codec registers the orjson codec)
 from app.delivery import GuardedTransport
 from app.fastdrain import FastDrainTransport
 from app.logs import configure_logging, worker_logging_config
@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> faust.App:
     return SwitchboardApp(
         settings.app_id,
         broker=settings.kafka_url,
-        store="rocksdb://",
+        store=f"{stores.SCHEME}://",  # Faust's RocksDB within one memory budget (app/stores.py)
         datadir=str(settings.data_dir),
         web_host=settings.web_bind,
         web_port=settings.web_port,
@@ -104,7 +104,8 @@ def state_table(name: str, decode: Callable[[Any], Any], cache_keys: int = 0, st
     apply each changelog record as it comes (Faust's default gathers 1,000 first), so a view
     may answer from one (`web.common.ask_owner(standby_ok=True)`)."""
     table: Any = app.Table(name, partitions=settings.partitions, standby_buffer_size=1 if standby_reads else None,
-                           extra_topic_configs=replica_configs(settings))
+                           extra_topic_configs=replica_configs(settings),
+                           options={"memtables_mb": settings.rocksdb_memtables_mb, "cache_mb": settings.rocksdb_cache_mb})
     # Faust tables take their serializers from key/value types, never from a schema; raw
     # keys matter: the router hashes the serialized key to find a key's owner, and that
     # must agree with the partition the key's stream was produced to.

@@ -74,6 +74,10 @@ class Settings(DomainSettings):
     # the cyclic garbage collector's generation thresholds (Python's: 700, 10, 10): a hot
     # path allocates fast, and each full collection pauses the event loop
     gc_thresholds: tuple[int, int, int] = (50_000, 20, 20)
+    # RocksDB's memory, shared by every table partition of the worker (app/stores.py): the
+    # memtables (written, not yet flushed) and the block cache (read)
+    rocksdb_memtables_mb: int = Field(64, ge=8)
+    rocksdb_cache_mb: int = Field(64, ge=8)
     fast_drain: bool = True  # hand a record to the streams without Faust's four tasks when nothing can block (app/fastdrain.py)
     tick_interval_s: float = Field(1.0, gt=0)  # how often time reaches the queue/operator stages
     source_quiet_s: float = Field(2.0, ge=0)  # an input partition read to its end and this long without

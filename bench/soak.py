@@ -1,14 +1,19 @@
 """Soak: workers on the three-node cluster under the simulator's full mixed load.
 
-    python -m bench.soak [--multiple M] [--duration S] [--workers N] [--calibrate S]
+    python -m bench.soak [--multiple M] [--duration S] [--warmup W] [--workers N] [--partitions P]
+                         [--calibrate S]
 
 A three-node KRaft cluster (dev/kafka/broker.sh, replication factor 3, min.insync.replicas 2)
-and N workers (default 3) on 127.0.0.1; `python -m app simulate` sends M times the seed's load
-(300 queue_log events/s and 1,100 driver statuses/s, with the operator statuses, chats and IVR
-orders the simulator adds to them) for S seconds (default 600). Every 10 s each worker's
-/metrics is sampled: consumer lag (records), resident memory, CPU seconds, records taken in
-per input, HTTP 500s, delivery failures. At the end: the table of samples, whether lag and
-RSS grew (the last third against the first third), and the errors.
+and N workers (default 3) on 127.0.0.1, every topic with P partitions (default 6, as
+docker-compose.yml ships for its three workers); `python -m app simulate` sends M times the
+seed's load (300 queue_log events/s and 1,100 driver statuses/s, with the operator statuses,
+chats and IVR orders the simulator adds to them) for S seconds (default 600). Every 10 s each
+worker's /metrics is sampled: consumer lag (records, and by topic), resident memory, CPU
+seconds, records taken in per input, HTTP 500s, delivery failures; and the cores the brokers,
+the simulator and the workers took, beside the machine's idle (is a worker behind starved of
+the machine, or stalled on its own), and the keys in the tables. At the end: the table of
+samples, whether lag and RSS grew (the last third of the samples after `--warmup` against its
+first third; RSS counts as grown past 10% more than the tables' keys grew), and the errors.
 
 `--calibrate S` first runs each domain's load alone for S seconds (one worker, the same
 cluster) and measures the worker's CPU seconds per 1,000 input records of that domain, so
@@ -75,12 +80,60 @@ def sample(worker: Worker) -> dict[str, Any]:
             taken[topic.group(1)] = value
     return {
         "lag": sum(v for _, v in _metric_lines(text, "switchboard_consumer_lag_records")),
+        "lag_by_topic": lag_by_topic(text),
+        "keys": sum(v for _, v in _metric_lines(text, "switchboard_table_keys")),
         "rss_mb": sum(v for _, v in _metric_lines(text, "process_resident_memory_bytes")) / 2**20,
         "cpu_s": sum(v for _, v in _metric_lines(text, "process_cpu_seconds_total")),
         "http_500": sum(v for _, v in _metric_lines(text, "switchboard_http_internal_errors_total")),
         "delivery_failures": sum(v for _, v in _metric_lines(text, "switchboard_delivery_failures_total")),
         "taken": taken,
     }
+
+
+ROLES = {"brokers": "kafka.Kafka", "simulator": "app simulate", "workers": "app worker"}
+
+
+def machine_cpu() -> dict[str, Any]:
+    """CPU seconds so far of the whole machine (busy and idle) and of each role's processes,
+    by process: whether a worker that falls behind is starved of the machine or stalls alone."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    processes: dict[int, tuple[str, float]] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        for role, mark in ROLES.items():
+            if mark in cmdline:
+                processes[int(proc.name)] = (role, (int(stat[11]) + int(stat[12])) / tick)
+    return {"idle": (fields[3] + fields[4]) / tick, "busy": (sum(fields) - fields[3] - fields[4]) / tick,
+            "processes": processes}
+
+
+def cpu_shares(first: dict[str, Any], last: dict[str, Any]) -> dict[str, float]:
+    """Cores used by each role between two readings (processes alive at both), and the
+    machine's idle cores."""
+    wall = (last["idle"] + last["busy"] - first["idle"] - first["busy"]) / (os.cpu_count() or 1)
+    if wall <= 0:
+        return {}
+    shares = {"machine_idle": round((last["idle"] - first["idle"]) / wall, 2), **{role: 0.0 for role in ROLES}}
+    for pid, (role, cpu) in last["processes"].items():
+        if pid in first["processes"]:
+            shares[role] = round(shares[role] + (cpu - first["processes"][pid][1]) / wall, 2)
+    return shares
+
+
+def lag_by_topic(text: str) -> dict[str, float]:
+    lag: dict[str, float] = {}
+    for labels, value in _metric_lines(text, "switchboard_consumer_lag_records"):
+        topic = re.search(r'topic="([^"]*)"', labels)
+        if topic and value:
+            lag[topic.group(1)] = lag.get(topic.group(1), 0.0) + value
+    return lag
 
 
 def per_domain(taken: dict[str, float]) -> dict[str, float]:
@@ -133,33 +186,44 @@ def calibrate(cluster: Cluster, workdir: Path, seconds: float) -> dict[str, floa
     return costs
 
 
-def soak(cluster: Cluster, workdir: Path, multiple: float, duration: float, count: int) -> dict[str, Any]:
-    deployment = Deployment(broker=cluster, workdir=workdir / "soak",
+def soak(cluster: Cluster, workdir: Path, multiple: float, duration: float, count: int,
+         partitions: int, warmup: float = 0.0) -> dict[str, Any]:
+    """The load for `warmup` + `duration` seconds; lag and RSS are judged on the samples after
+    the warm-up (the simulated call center staffing up: its state grows until it is full)."""
+    deployment = Deployment(broker=cluster, workdir=workdir / "soak", partitions=partitions,
                             extra_env={"REPLICATION_FACTOR": 3, "MIN_INSYNC_REPLICAS": 2, "LOG_LEVEL": "warning"})
     deployment.workdir.mkdir(parents=True, exist_ok=True)
     workers = _start(deployment, count)
     rate, drivers = SEED_QUEUE_LOG * multiple, SEED_DRIVERS * multiple
     processes = max(1, int(-(-(rate + drivers) // 3000)))
     sim = simulate(deployment, ["--rate", str(rate), "--driver-statuses", str(drivers),
-                                "--processes", str(processes)], duration, deployment.workdir / "simulate.log")
+                                "--processes", str(processes)], warmup + duration, deployment.workdir / "simulate.log")
     samples = []
     started = time.monotonic()
+    cpu_before = cpu_last = machine_cpu()
     try:
-        while sim.poll() is None and time.monotonic() - started < duration + 60:
+        while sim.poll() is None and time.monotonic() - started < warmup + duration + 60:
             time.sleep(SAMPLE_S)
-            row = {"t": round(time.monotonic() - started), "workers": [sample(w) for w in workers]}
+            now = machine_cpu()
+            row = {"t": round(time.monotonic() - started), "workers": [sample(w) for w in workers],
+                   "cores": cpu_shares(cpu_last, now)}
+            cpu_last = now
             samples.append(row)
             ws = row["workers"]
             rss = "/".join(f"{w.get('rss_mb', 0):.0f}" for w in ws)
-            cpu = "/".join(f"{w.get('cpu_s', 0):.0f}" for w in ws)
-            print(f"t={row['t']:4d}s lag={sum(w.get('lag', 0) for w in ws):8.0f} rss={rss} MB cpu={cpu} s", flush=True)
+            lag = "/".join(f"{w.get('lag', 0):.0f}" for w in ws)
+            keys = sum(w.get("keys", 0) for w in ws)
+            cores = " ".join(f"{k}={v}" for k, v in row["cores"].items())
+            print(f"t={row['t']:4d}s lag={lag} rss={rss} MB keys={keys:.0f} cores: {cores}", flush=True)
     finally:
         sim.wait(120) if sim.poll() is None else None
         time.sleep(10)
         final = [sample(w) for w in workers]
+        cpu_after = machine_cpu()
         for w in workers:
             w.stop()
-    third = max(1, len(samples) // 3)
+    measured = [r for r in samples if r["t"] > warmup]
+    third = max(1, len(measured) // 3)
 
     def mean(rows, key):
         values = [sum(w.get(key, 0) for w in r["workers"]) for r in rows]
@@ -168,10 +232,12 @@ def soak(cluster: Cluster, workdir: Path, multiple: float, duration: float, coun
     taken = [per_domain(w["taken"]) for w in final if "taken" in w]
     return {
         "multiple": multiple, "queue_log_per_s": rate, "driver_statuses_per_s": drivers, "workers": count,
-        "seconds": duration, "samples": samples,
-        "lag_first_third": mean(samples[:third], "lag"), "lag_last_third": mean(samples[-third:], "lag"),
-        "rss_first_third_mb": mean(samples[:third], "rss_mb"), "rss_last_third_mb": mean(samples[-third:], "rss_mb"),
+        "partitions": partitions, "seconds": duration, "warmup_s": warmup, "samples": samples,
+        "lag_first_third": mean(measured[:third], "lag"), "lag_last_third": mean(measured[-third:], "lag"),
+        "rss_first_third_mb": mean(measured[:third], "rss_mb"), "rss_last_third_mb": mean(measured[-third:], "rss_mb"),
+        "keys_first_third": mean(measured[:third], "keys"), "keys_last_third": mean(measured[-third:], "keys"),
         "cpu_s": sum(w.get("cpu_s", 0) for w in final),
+        "cores": cpu_shares(cpu_before, cpu_after),
         "records": {d: sum(t[d] for t in taken) for d in DOMAINS},
         "http_500": sum(w.get("http_500", 0) for w in final),
         "delivery_failures": sum(w.get("delivery_failures", 0) for w in final),
@@ -185,6 +251,10 @@ def main() -> int:
     parser.add_argument("--multiple", type=float, default=1.0, help="times the seed's load (default 1)")
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load (default 600)")
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=0.0, metavar="S",
+                        help="seconds of load before the measured part (the simulated center staffing up)")
+    parser.add_argument("--partitions", type=int, default=6,
+                        help="partitions of every topic (default 6, as docker-compose.yml ships for its three workers)")
     parser.add_argument("--calibrate", type=float, default=0.0, metavar="S",
                         help="first, each domain's load alone for S seconds on one worker (0: skip)")
     args = parser.parse_args()
@@ -193,7 +263,7 @@ def main() -> int:
     cluster.start()
     try:
         costs = calibrate(cluster, workdir, args.calibrate) if args.calibrate else {}
-        result = soak(cluster, workdir, args.multiple, args.duration, args.workers)
+        result = soak(cluster, workdir, args.multiple, args.duration, args.workers, args.partitions, args.warmup)
     finally:
         cluster.stop()
     result.update(cpu_s_per_1000=costs, machine=f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
@@ -202,11 +272,13 @@ def main() -> int:
     out = RESULTS / f"soak-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.json"
     out.write_text(json.dumps(result, indent=1))
     grew = result["lag_last_third"] > max(1000.0, 2 * result["lag_first_third"])
+    keys_grew = result["keys_last_third"] / result["keys_first_third"] if result["keys_first_third"] else 1.0
+    rss_grew = result["rss_last_third_mb"] > 1.1 * max(1.0, keys_grew) * result["rss_first_third_mb"]
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=1))
     print(f"lag {'GREW' if grew else 'steady'}: {result['lag_first_third']:.0f} -> {result['lag_last_third']:.0f} "
-          f"records; RSS {result['rss_first_third_mb']:.0f} -> {result['rss_last_third_mb']:.0f} MB; "
-          f"written to {out}")
-    return 1 if grew or result["delivery_failures"] or result["http_500"] else 0
+          f"records; RSS {'GREW' if rss_grew else 'steady'}: {result['rss_first_third_mb']:.0f} -> "
+          f"{result['rss_last_third_mb']:.0f} MB (table keys x{keys_grew:.2f}); written to {out}")
+    return 1 if grew or rss_grew or result["delivery_failures"] or result["http_500"] else 0
 
 
 if __name__ == "__main__":
