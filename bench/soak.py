@@ -15,7 +15,7 @@ the machine, or stalled on its own), and the keys in the tables. At the end: the
 samples, whether lag and RSS grew (the last third of the samples after `--warmup` against its
 first third; RSS counts as grown past 10% more than the tables' keys grew), and the errors.
 
-`--calibrate S` first runs each domain's load alone for S seconds (one worker, the same
+`--calibrate S` then runs each domain's load alone for S seconds (one worker, the same
 cluster) and measures the worker's CPU seconds per 1,000 input records of that domain, so
 that the cores needed for a load can be read off. Results go to bench/results/soak-*.json.
 """
@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from tests.harness import Cluster, Deployment, Worker, http_get
 
@@ -154,34 +154,51 @@ def _start(deployment: Deployment, count: int) -> list[Worker]:
     return workers
 
 
-def calibrate(cluster: Cluster, workdir: Path, seconds: float) -> dict[str, float]:
-    """CPU seconds of one worker per 1,000 input records of each domain, each alone (the
-    operator statuses follow the call center's queue_log: the call center's own cost, from
-    its run alone, is taken out of theirs)."""
-    runs: dict[str, tuple[float, dict[str, float]]] = {}
-    for domain, extra in ALONE.items():
-        deployment = Deployment(broker=cluster, workdir=workdir / domain.replace(" ", "-"),
-                                extra_env={"REPLICATION_FACTOR": 3, "MIN_INSYNC_REPLICAS": 2, "LOG_LEVEL": "warning"})
-        deployment.workdir.mkdir(parents=True, exist_ok=True)
-        worker = _start(deployment, 1)[0]
-        try:
-            time.sleep(5)
-            before = sample(worker)
+def _calibration_run(cluster: Cluster, workdir: Path, name: str, extra: Optional[list[str]],
+                     seconds: float) -> tuple[float, float, dict[str, float]]:
+    """One worker alone under one domain's load (None: no load at all): its CPU seconds, the
+    wall seconds they were measured over, and the records of each domain it took in."""
+    deployment = Deployment(broker=cluster, workdir=workdir / name.replace(" ", "-"),
+                            extra_env={"REPLICATION_FACTOR": 3, "MIN_INSYNC_REPLICAS": 2, "LOG_LEVEL": "warning"})
+    deployment.workdir.mkdir(parents=True, exist_ok=True)
+    worker = _start(deployment, 1)[0]
+    try:
+        time.sleep(5)
+        before, started = sample(worker), time.monotonic()
+        if extra is None:
+            time.sleep(seconds + 10)
+        else:
             sim = simulate(deployment, extra, seconds, deployment.workdir / "simulate.log")
             sim.wait(seconds + 120)
             time.sleep(10)  # the backlog drained
-            after = sample(worker)
-        finally:
-            worker.stop()
-        records = {d: per_domain(after["taken"])[d] - per_domain(before["taken"])[d] for d in DOMAINS}
-        runs[domain] = (after["cpu_s"] - before["cpu_s"], records)
-        print(f"calibration {domain}: {records[domain]:.0f} records, {runs[domain][0]:.1f} CPU s", flush=True)
+        after, wall = sample(worker), time.monotonic() - started
+    finally:
+        worker.stop()
+    records = {d: per_domain(after["taken"])[d] - per_domain(before["taken"])[d] for d in DOMAINS}
+    return after["cpu_s"] - before["cpu_s"], wall, records
+
+
+def calibrate(cluster: Cluster, workdir: Path, seconds: float) -> dict[str, float]:
+    """CPU seconds of one worker per 1,000 input records of each domain, each alone. A worker's
+    own cost with no load at all (its ticks, sweeps, commits, the metrics scrape), measured
+    first, is taken out of every run; the operator statuses follow the call center's
+    queue_log: the call center's own cost, from its run alone, is taken out of theirs."""
+    idle_cpu, idle_wall, _ = _calibration_run(cluster, workdir, "idle", None, seconds)
+    idle_per_s = idle_cpu / idle_wall
+    print(f"calibration idle: {idle_per_s:.3f} CPU s per second", flush=True)
+    runs: dict[str, tuple[float, dict[str, float]]] = {}
+    for domain, extra in ALONE.items():
+        cpu, wall, records = _calibration_run(cluster, workdir, domain, extra, seconds)
+        runs[domain] = (cpu - idle_per_s * wall, records)
+        print(f"calibration {domain}: {records[domain]:.0f} records, {cpu:.1f} CPU s "
+              f"({runs[domain][0]:.1f} beyond idle)", flush=True)
     costs = {}
     cc_cpu, cc_records = runs["call center"]
     cc_per_record = cc_cpu / cc_records["call center"] if cc_records["call center"] else 0.0
     for domain, (cpu, records) in runs.items():
         own = cpu - (cc_per_record * records["call center"] if domain != "call center" else 0.0)
         costs[domain] = round(1000 * own / records[domain], 3) if records[domain] else float("nan")
+    costs["idle worker, CPU s per s"] = round(idle_per_s, 3)
     print(f"CPU seconds per 1,000 records: {costs}", flush=True)
     return costs
 
@@ -256,14 +273,16 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=6,
                         help="partitions of every topic (default 6, as docker-compose.yml ships for its three workers)")
     parser.add_argument("--calibrate", type=float, default=0.0, metavar="S",
-                        help="first, each domain's load alone for S seconds on one worker (0: skip)")
+                        help="after the soak, each domain's load alone for S seconds on one worker (0: skip)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-soak-"))
     cluster = Cluster(workdir / "kafka")
     cluster.start()
     try:
-        costs = calibrate(cluster, workdir, args.calibrate) if args.calibrate else {}
         result = soak(cluster, workdir, args.multiple, args.duration, args.workers, args.partitions, args.warmup)
+        # after the soak: each calibration's topics (replicated, idle after it) would cost the
+        # brokers CPU during the soak (seen: 0.9 -> 1.2 cores, the workers' share falling with it)
+        costs = calibrate(cluster, workdir, args.calibrate) if args.calibrate else {}
     finally:
         cluster.stop()
     result.update(cpu_s_per_1000=costs, machine=f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
