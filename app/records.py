@@ -12,9 +12,17 @@ from typing import Optional, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["record_model"]
+__all__ = ["MAX_RECORD_BYTES", "oversized", "record_model"]
 
 M = TypeVar("M", bound=BaseModel)
+MAX_RECORD_BYTES = 8192  # every input record alike: the largest any upstream sends is a few hundred bytes
+
+
+def oversized(value: Optional[bytes]) -> Optional[str]:
+    """Why an input record is refused for its size alone (a dead letter's reason), or None."""
+    if value is not None and len(value) > MAX_RECORD_BYTES:
+        return f"oversized record: {len(value)} bytes, at most {MAX_RECORD_BYTES}"
+    return None
 
 
 def record_model(kind: type[M], value: Optional[bytes], what: str, malformed: type[ValueError]) -> M:

@@ -23,6 +23,7 @@ from app.deadletters import dead_letter, dead_letter_body, dead_letter_key
 from app.main import app, dead_letters, settings
 from app.partitioner import partition_of
 from app.rawinput import RawInput
+from app.records import oversized
 from app.streamtime import InputTracker
 
 __all__ = ["STAGE_ENVELOPES", "StageMeter", "checked_route", "crash_on_defect", "key_partition", "process_envelopes",
@@ -115,7 +116,8 @@ def checked_route(topic: faust.TopicT, name: str, parse: Callable[[Any], Any], r
                   skip: Optional[Callable[[Any], bool]] = None) -> None:
     """A domain's route, as a task of the app: the raw records of `topic` in batches, each
     checked by `parse` (it takes the Kafka message; one of `rejects` raised is a dead letter
-    with that reason) and sent, in envelopes, to the partition of `to` its `key_of` names.
+    with that reason; a record over MAX_RECORD_BYTES is one before it is parsed) and sent,
+    in envelopes, to the partition of `to` its `key_of` names.
     With a `tracker`, the batch's progress (and each record's `time_of`) is given to it after
     the outputs are sent (stream time, app/housekeeping.py)."""
     raw = RawInput(app, topic, batch)
@@ -128,6 +130,11 @@ def checked_route(topic: faust.TopicT, name: str, parse: Callable[[Any], Any], r
             done: list[tuple[Any, Optional[float]]] = []
             for message in messages:
                 if skip is not None and skip(message):
+                    done.append((message, None))
+                    continue
+                too_big = oversized(message.value)
+                if too_big is not None:
+                    outbox.record(dead_letters, dead_letter_key(message), dead_letter_body(message, too_big))
                     done.append((message, None))
                     continue
                 try:

@@ -54,6 +54,7 @@ from typing import Any, Optional
 
 import orjson
 
+from app.records import oversized
 from tables.callcenter.events import (
     NONE,
     AgentLoggedIn,
@@ -108,15 +109,13 @@ _LINE_BREAKS = ("\r", "\n")
 # --- wire forms ------------------------------------------------------------------------
 
 
-MAX_RECORD_BYTES = 8192  # an Asterisk queue_log line is a few hundred bytes
-
-
 def decode(raw: bytes) -> QueueLogRecord:
     """A `qapp-events` value: JSON object if its first non-space byte is `{`, else a line."""
     if not raw:
         raise MalformedEvent("empty value")
-    if len(raw) > MAX_RECORD_BYTES:
-        raise MalformedEvent(f"oversized record: {len(raw)} bytes, at most {MAX_RECORD_BYTES}")
+    too_big = oversized(raw)  # an Asterisk queue_log line is a few hundred bytes
+    if too_big is not None:
+        raise MalformedEvent(too_big)
     body = bytes(raw).removeprefix(codecs.BOM_UTF8)  # files saved by Windows editors carry one
     if body.lstrip()[:1] == b"{":
         return _record_from_json(body)

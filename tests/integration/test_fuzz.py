@@ -150,3 +150,25 @@ def test_poison_on_every_consumed_topic_is_dead_lettered_once_and_the_worker_kee
     assert http_get(worker.url + "/health", timeout=2)[0] == 200
     status, body = http_get(worker.url + "/queues/status", MANAGER)
     assert status == 200
+
+
+def test_an_oversized_record_on_every_input_topic_is_a_dead_letter_saying_so(surface, deployment, worker):
+    """The README's promise, for every input topic alike: a record over 8 kB is a dead letter
+    with reason `oversized record`, whatever it holds (here valid JSON padded with spaces)."""
+    inputs = [t for t in surface["topics"] if t.startswith(f"{deployment.name}.")]
+    assert deployment.topic("contractor-status") in inputs and deployment.topic("driver-positions") in inputs
+    letters_before = len(consume_all(deployment.broker.bootstrap, deployment.topic("dead-letters")))
+    padded = b'{"pad": "' + b"x" * 100_000 + b'"}' + b" " * 10
+    for topic in inputs:
+        produce(deployment.broker.bootstrap, topic, [(b"oversized", padded)])
+    deadline = time.monotonic() + 60
+    while True:
+        letters = [orjson.loads(v) for _, v in
+                   consume_all(deployment.broker.bootstrap, deployment.topic("dead-letters"))[letters_before:]]
+        reasons = {letter["source_topic"]: letter["reason"] for letter in letters if letter["key"] == "oversized"}
+        if set(reasons) >= set(inputs) or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    assert set(reasons) == set(inputs), set(inputs) - set(reasons)
+    wrong = {t: r for t, r in reasons.items() if not r.startswith("oversized record")}
+    assert not wrong, wrong
