@@ -40,7 +40,7 @@ import orjson
 from aiohttp import web as aioweb
 from faust import web
 from mode import Service
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError
 
 from app import codec
 from app.feeds import TopicFollower
@@ -90,7 +90,7 @@ MAX_FRAME = 64 * 1024
 GREETING_PATIENCE_S = 10.0  # a socket's greeting waits this long for a desk being recovered, then it says so
 T = TypeVar("T")
 ERROR_STATUS = {"unknown_chat": 404, "not_participant": 403, "not_allowed": 403}  # the other refusals: 409
-Priority = Annotated[int, Field(ge=0, le=chat.chat_max_priority)]
+Priority = Annotated[int, Field(strict=True, ge=0, le=chat.chat_max_priority)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=chat.chat_max_text)]
 Reason = Annotated[str, StringConstraints(max_length=500)]
 QueueName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -496,8 +496,8 @@ class LawyerBody(Body):
 class OperatorStatusBody(Body):
     operator_id: Identifier
     status: OperatorStatus
-    capacity: Optional[Annotated[int, Field(ge=1, le=100)]] = None
-    lawyer: bool = False
+    capacity: Optional[Annotated[int, Field(strict=True, ge=1, le=100)]] = None
+    lawyer: StrictBool = False
 
 
 class CloseBody(Body):
@@ -600,7 +600,7 @@ class ClosePayload(Body):
 
 class StatusPayload(Body):
     status: OperatorStatus
-    capacity: Optional[Annotated[int, Field(ge=1, le=100)]] = None
+    capacity: Optional[Annotated[int, Field(strict=True, ge=1, le=100)]] = None
 
 
 FRAME_ROLES = {"message": EVERYONE, "accept_chat": ("operator",), "transfer_chat": ("operator", "admin"),

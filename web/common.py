@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 from faust import web
 from faust.types import TP
+from pydantic import ValidationError
 
 from app import codec, metrics
 from app.main import app, settings
@@ -87,6 +88,10 @@ class ApiView(web.View):
             response = await super().dispatch(request)
         except ApiError as exc:
             response = error_response(self, exc.status, exc.code, exc.message, exc.retry_after_s)
+        except ValidationError as exc:  # a request's value the edge let through and a record refused
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
+            log.warning("a request's value refused past the edge", extra={"path": request.path, "problems": problems})
+            response = error_response(self, 400, "bad_request", problems[:300])
         except Exception:  # one shape for the unexpected too; the log has the trace
             log.exception("request failed", extra={"path": request.path})
             metrics.http_internal_errors.inc()

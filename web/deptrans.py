@@ -135,7 +135,7 @@ async def _pd_id(request: web.Request, key: str) -> str:
 
 
 class DriverIdBody(Body):
-    deptrans_id: str
+    deptrans_id: Annotated[str, StringConstraints(max_length=256)]  # its form is checked below
 
 
 @app.page("/driver/v1/deptrans-status/v1/id")

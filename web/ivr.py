@@ -14,11 +14,11 @@ changelog (the telephony asks on every call: a forwarded request costs it a hop)
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Optional
+from typing import Any, Optional
 from urllib.parse import quote
 
 from faust import web
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from app.main import app
 from tables.ivr.commands import (
@@ -38,20 +38,19 @@ from tables.ivr.phones import InvalidPhone, normalise
 from tables.ivr.rules import CallBack, Routing, call_back, routing_of
 from tables.ivr.store import bindings_table, counters, ivr, rules_table, topics
 from web.common import ApiError, ApiView, ask_owner, send_command
-from web.params import Body, EpochSeconds, Identifier, Query, body, query
+from web.params import Body, BodyEpochSeconds, Duration, DurationOrZero, Identifier, PhoneText, Query, body, query
 
 __all__ = ["InboundNumber", "MakeCall", "RouteToIvrView", "RouteToOperatorView", "RoutingView"]
 
 ROLES = ("service",)  # integration-auth, processing, the notification queue, the telephony
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class InboundNumberBody(Body):
     order_id: Identifier
-    inbound_number: str
+    inbound_number: PhoneText
     gateway: Optional[Identifier] = None  # None: the default gateway (IVR_DEFAULT_GATEWAY)
-    expires_at: Optional[EpochSeconds] = None
-    ttl_s: Optional[Seconds] = None  # neither: IVR_BINDING_TTL_S
+    expires_at: Optional[BodyEpochSeconds] = None
+    ttl_s: Optional[Duration] = None  # neither: IVR_BINDING_TTL_S
 
     @model_validator(mode="after")
     def _one_expiry(self) -> "InboundNumberBody":
@@ -61,10 +60,10 @@ class InboundNumberBody(Body):
 
 
 class RouteToIvrBody(Body):
-    phone: str
+    phone: PhoneText
     order_id: Identifier
-    order_time_s: Optional[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = None  # the order's estimated time
-    ttl_s: Optional[Seconds] = None  # an explicit TTL instead of order_time_s + IVR_MARGIN_S
+    order_time_s: Optional[DurationOrZero] = None  # the order's estimated time
+    ttl_s: Optional[Duration] = None  # an explicit TTL instead of order_time_s + IVR_MARGIN_S
 
     @model_validator(mode="after")
     def _one_expiry(self) -> "RouteToIvrBody":
@@ -74,7 +73,7 @@ class RouteToIvrBody(Body):
 
 
 class RouteToOperatorBody(Body):
-    phone: str
+    phone: PhoneText
     order_id: Optional[Identifier] = None  # None: every order of the passenger
 
 

@@ -12,12 +12,12 @@ import math
 from typing import Annotated, Any, Mapping, Optional, TypeVar
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from web.errors import ApiError
 
-__all__ = ["Body", "EPOCH_MAX", "EPOCH_MIN", "Identifier", "MAX_BODY_BYTES", "MAX_RANGE_S", "Query", "TimeRange", "body",
-           "identifier", "query"]
+__all__ = ["Body", "BodyEpochSeconds", "Duration", "DurationOrZero", "EPOCH_MAX", "EPOCH_MIN", "Identifier", "MAX_BODY_BYTES",
+           "MAX_DURATION_S", "MAX_RANGE_S", "PhoneText", "Query", "TimeRange", "body", "identifier", "query"]
 
 EPOCH_MIN = 946_684_800.0  # 2000-01-01T00:00:00Z
 EPOCH_MAX = 4_102_444_800.0  # 2100-01-01T00:00:00Z
@@ -35,6 +35,13 @@ def _finite(value: float) -> float:
 
 
 EpochSeconds = Annotated[float, Field(ge=EPOCH_MIN, le=EPOCH_MAX, allow_inf_nan=False), AfterValidator(_finite)]
+# in a JSON body, numbers are JSON numbers: strict (a boolean, a string, are not numbers)
+MAX_DURATION_S = 366 * 86400.0  # the longest duration a body may give (a year and a day)
+BodyEpochSeconds = Annotated[float, Field(strict=True, ge=EPOCH_MIN, le=EPOCH_MAX, allow_inf_nan=False)]
+Duration = Annotated[float, Field(strict=True, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)]  # seconds, > 0
+DurationOrZero = Annotated[float, Field(strict=True, ge=0, le=MAX_DURATION_S, allow_inf_nan=False)]
+MAX_PHONE_CHARS = 64
+PhoneText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PHONE_CHARS)]  # E.164 is checked later
 
 
 def _identifier(value: str) -> str:

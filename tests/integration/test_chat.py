@@ -410,3 +410,16 @@ def test_bad_records_on_the_chat_topics_are_dead_letters_and_the_desk_goes_on(de
 
     run(scenario)
 
+
+
+@pytest.mark.parametrize("action, body, field", [
+    ("update-operator-status", {"operator_id": "op-strict", "status": "online", "capacity": True}, "capacity"),
+    ("update-operator-status", {"operator_id": "op-strict", "status": "online", "lawyer": 1}, "lawyer"),
+    ("update-operator-status", {"operator_id": "op-strict", "status": "online", "capacity": 2.5}, "capacity"),
+    ("update-queue-priority", {"chat_id": "c", "priority": True}, "priority"),
+], ids=["capacity-bool", "lawyer-number", "capacity-fraction", "priority-bool"])
+def test_numbers_and_booleans_in_a_body_are_what_they_say(workers, action, body, field):
+    """A boolean is not a number and a number not a boolean (issue 24: `capacity: true` was 200)."""
+    status, answer = http_request("POST", f"{workers[0].url}{API}/admin/{action}", body, ADMIN)
+    assert status == 400 and answer["error"]["code"] == "bad_request", answer
+    assert field in answer["error"]["message"]

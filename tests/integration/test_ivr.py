@@ -139,13 +139,36 @@ def test_expired_bindings_are_cleaned_up(workers):
     ("/routetoivr", {"phone": "+79161110009"}, 400, "bad_request", "order_id"),
     ("/routetoivr", {"phone": "+79161110009", "order_id": "o", "ttl_s": 1, "order_time_s": 1}, 400, "bad_request", "not both"),
     ("/routetoivr", {"phone": "+79161110009", "order_id": "o", "ttl_s": -1}, 400, "bad_request", "ttl_s"),
-    ("/routetoivr", {"phone": "+79161110009", "order_id": "o", "ttl_s": 10 ** 9}, 400, "bad_request", "IVR_MAX_TTL_S"),
+    ("/routetoivr", {"phone": "+79161110009", "order_id": "o", "ttl_s": 10 ** 6}, 400, "bad_request", "IVR_MAX_TTL_S"),
     ("/routetoivr", {"phone": "+79161110009", "order_id": "o", "colour": "red"}, 400, "bad_request", "colour"),
     ("/routetooperator", {"phone": "not a number"}, 400, "bad_request", "phone"),
     ("/tel/inbound_number", {"order_id": "o", "inbound_number": "+7"}, 400, "bad_request", "inbound_number"),
     ("/tel/inbound_number", {"order_id": "", "inbound_number": "+74951234567"}, 400, "bad_request", "order_id"),
+    # the probe's twelve 500s and three booleans taken as numbers (issue 24)
+    ("/routetoivr", {"phone": "7" * 10_000, "order_id": "o"}, 400, "bad_request", "phone"),
+    ("/routetoivr", {"phone": "", "order_id": "o"}, 400, "bad_request", "phone"),
+    ("/routetoivr", {"phone": "+79161110009", "order_id": "o", "ttl_s": 1e300}, 400, "bad_request", "ttl_s"),
+    ("/routetoivr", {"phone": "+79161110009", "order_id": "o", "ttl_s": 2 ** 70}, 400, "bad_request", "ttl_s"),
+    ("/routetoivr", {"phone": "+79161110009", "order_id": "o", "order_time_s": 1e300}, 400, "bad_request", "order_time_s"),
+    ("/routetoivr", {"phone": "+79161110009", "order_id": "o", "order_time_s": 2 ** 70}, 400, "bad_request",
+     "order_time_s"),
+    ("/routetoivr", {"phone": "+79161110009", "order_id": "o", "ttl_s": True}, 400, "bad_request", "ttl_s"),
+    ("/routetoivr", {"phone": "+79161110009", "order_id": "o", "order_time_s": True}, 400, "bad_request",
+     "order_time_s"),
+    ("/routetooperator", {"phone": "7" * 10_000}, 400, "bad_request", "phone"),
+    ("/routetooperator", {"phone": ""}, 400, "bad_request", "phone"),
+    ("/tel/inbound_number", {"order_id": "o", "inbound_number": "7" * 10_000}, 400, "bad_request", "inbound_number"),
+    ("/tel/inbound_number", {"order_id": "o", "inbound_number": ""}, 400, "bad_request", "inbound_number"),
+    ("/tel/inbound_number", {"order_id": "o", "inbound_number": "+74951234567", "ttl_s": 1e300}, 400, "bad_request",
+     "ttl_s"),
+    ("/tel/inbound_number", {"order_id": "o", "inbound_number": "+74951234567", "ttl_s": 2 ** 70}, 400, "bad_request",
+     "ttl_s"),
+    ("/tel/inbound_number", {"order_id": "o", "inbound_number": "+74951234567", "expires_at": True}, 400,
+     "bad_request", "expires_at"),
 ], ids=["bad-phone", "no-order", "two-expiries", "negative-ttl", "ttl-too-long", "unknown-field", "operator-bad-phone",
-        "bad-inbound-number", "empty-order"])
+        "bad-inbound-number", "empty-order", "huge-phone", "empty-phone", "ttl-1e300", "ttl-2**70", "order-time-1e300",
+        "order-time-2**70", "ttl-bool", "order-time-bool", "operator-huge-phone", "operator-empty-phone",
+        "huge-inbound-number", "empty-inbound-number", "binding-ttl-1e300", "binding-ttl-2**70", "expires-at-bool"])
 def test_bad_commands_get_a_clear_400(workers, path, body, status, code, says):
     got, answer = post(workers[0], path, body)
     assert (got, answer["error"]["code"]) == (status, code), answer
