@@ -22,6 +22,7 @@ from app.batching import BatchedTable, Outbox
 from app.deadletters import dead_letter_body, dead_letter_key
 from app.main import app, settings
 from app.rawinput import RawInput
+from app.records import ahead_of_now
 from app.stages import StageMeter, crash_on_defect, key_partition, process_envelopes
 from app.state import items_in_partition
 from app.streamtime import SOURCE, Every, PartitionClock, StreamMark
@@ -31,7 +32,7 @@ from tables.callcenter.calls import CallEndInferred, CallState, CallSwept, apply
 from tables.callcenter.events import Ignored, MalformedEvent
 from tables.callcenter.operators import OperatorState, OperatorSwept, apply_operator_event, needs_sweep
 from tables.callcenter.queues import QueueState, WindowSchedule, apply_changes, close_windows, place_facts, sweep_lost_calls
-from tables.callcenter.routing import destinations, implausible_time, is_call_event, is_operator_event
+from tables.callcenter.routing import destinations, is_call_event, is_operator_event
 from tables.callcenter.store import (
     calls_table,
     cc_settings,
@@ -88,7 +89,7 @@ async def _route(raw: RawInput) -> None:
             event_time = None
             try:
                 parsed = queue_log.interpret(queue_log.decode(message.value))
-                suspicious = implausible_time(parsed.time, now, cc_settings.max_future_skew_s)
+                suspicious = ahead_of_now(parsed.time, now, settings.max_future_skew_s)
                 if suspicious:
                     raise MalformedEvent(suspicious)
             except MalformedEvent as exc:

@@ -12,10 +12,18 @@ from typing import Optional, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["MAX_RECORD_BYTES", "oversized", "record_model"]
+__all__ = ["MAX_RECORD_BYTES", "ahead_of_now", "oversized", "record_model"]
 
 M = TypeVar("M", bound=BaseModel)
 MAX_RECORD_BYTES = 8192  # every input record alike: the largest any upstream sends is a few hundred bytes
+
+
+def ahead_of_now(at: float, now: float, max_ahead_s: float) -> Optional[str]:
+    """Why a record's time cannot be believed, or None: a clock far ahead would pin state (a
+    status, a hold, a window's end) until that time comes, so such records are refused."""
+    if at > now + max_ahead_s:
+        return f"time {at:.3f} is {at - now:.0f} s in the future (more than MAX_FUTURE_SKEW_S, {max_ahead_s:.0f} s, ahead)"
+    return None
 
 
 def oversized(value: Optional[bytes]) -> Optional[str]:

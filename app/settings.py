@@ -74,6 +74,9 @@ class Settings(DomainSettings):
     # the cyclic garbage collector's generation thresholds (Python's: 700, 10, 10): a hot
     # path allocates fast, and each full collection pauses the event loop
     gc_thresholds: tuple[int, int, int] = (50_000, 20, 20)
+    # a record of any input timed further ahead of now than this is a dead letter (a clock far
+    # ahead would pin state until that time): every domain's route checks it (app/stages.py)
+    max_future_skew_s: float = Field(300.0, gt=0)
     # RocksDB's memory, shared by every table partition of the worker (app/stores.py): the
     # memtables (written, not yet flushed) and the block cache (read)
     rocksdb_memtables_mb: int = Field(64, ge=8)

@@ -23,7 +23,7 @@ from app.deadletters import dead_letter, dead_letter_body, dead_letter_key
 from app.main import app, dead_letters, settings
 from app.partitioner import partition_of
 from app.rawinput import RawInput
-from app.records import oversized
+from app.records import ahead_of_now, oversized
 from app.streamtime import InputTracker
 
 __all__ = ["STAGE_ENVELOPES", "StageMeter", "checked_route", "crash_on_defect", "key_partition", "process_envelopes",
@@ -116,8 +116,10 @@ def checked_route(topic: faust.TopicT, name: str, parse: Callable[[Any], Any], r
                   skip: Optional[Callable[[Any], bool]] = None) -> None:
     """A domain's route, as a task of the app: the raw records of `topic` in batches, each
     checked by `parse` (it takes the Kafka message; one of `rejects` raised is a dead letter
-    with that reason; a record over MAX_RECORD_BYTES is one before it is parsed) and sent,
-    in envelopes, to the partition of `to` its `key_of` names.
+    with that reason; so is a record over MAX_RECORD_BYTES, before it is parsed, and one
+    whose checked event is timed (`at`: every timed event of every domain names its time so)
+    more than MAX_FUTURE_SKEW_S ahead of now) and sent, in envelopes, to the partition of
+    `to` its `key_of` names.
     With a `tracker`, the batch's progress (and each record's `time_of`) is given to it after
     the outputs are sent (stream time, app/housekeeping.py)."""
     raw = RawInput(app, topic, batch)
@@ -128,6 +130,7 @@ def checked_route(topic: faust.TopicT, name: str, parse: Callable[[Any], Any], r
             started = time.perf_counter()
             outbox = Outbox(app)
             done: list[tuple[Any, Optional[float]]] = []
+            now = time.time()
             for message in messages:
                 if skip is not None and skip(message):
                     done.append((message, None))
@@ -141,6 +144,11 @@ def checked_route(topic: faust.TopicT, name: str, parse: Callable[[Any], Any], r
                     checked = parse(message)
                 except rejects as exc:
                     outbox.record(dead_letters, dead_letter_key(message), dead_letter_body(message, str(exc)))
+                    done.append((message, None))
+                    continue
+                ahead = ahead_of_now(checked.at, now, settings.max_future_skew_s) if hasattr(checked, "at") else None
+                if ahead is not None:
+                    outbox.record(dead_letters, dead_letter_key(message), dead_letter_body(message, ahead))
                     done.append((message, None))
                     continue
                 outbox.to_partition(to, key_partition(key_of(checked)), checked)

@@ -16,7 +16,7 @@ from tables.callcenter.events import (
 )
 
 __all__ = [
-    "AGENTS", "CALLS", "destinations", "implausible_time", "is_call_event", "is_operator_event",
+    "AGENTS", "CALLS", "destinations", "is_call_event", "is_operator_event",
 ]
 
 CALLS, AGENTS = "calls", "agents"
@@ -43,9 +43,3 @@ def is_operator_event(event: object) -> bool:
     return isinstance(event, _AGENT_EVENTS)
 
 
-def implausible_time(event_time: float, now: float, max_ahead_s: float) -> str | None:
-    """Why a record's time cannot be believed, or None. A clock far ahead would end every
-    window early and push retention past real data, so such records are rejected."""
-    if event_time > now + max_ahead_s:
-        return f"time {event_time:.3f} is {event_time - now:.0f} s in the future (more than {max_ahead_s:.0f} s ahead)"
-    return None

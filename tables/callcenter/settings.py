@@ -24,7 +24,6 @@ class CallCenterSettings(DomainSettings):
     operator_idle_timeout_s: float = 12 * 3600.0  # no event for this long: the operator goes offline
     call_retention_s: float = 24 * 3600.0  # ended calls are forgotten (tombstoned) this long after
     call_retention_sweep_s: float = 600.0  # how often ended calls are looked at for retention
-    max_future_skew_s: float = 300.0  # records timed further ahead than this are rejected
     # queue calls an operator takes at once (Asterisk's ringinuse=no: one); a CONNECT beyond
     # it proves the operator's oldest current call over, its end lost
     max_calls_per_operator: int = Field(1, ge=1)

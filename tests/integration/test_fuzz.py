@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness import MANAGER, ROOT, SERVICE, consume_all, http_get, produce
+from tests.harness import MANAGER, ROOT, SERVICE, consume_all, http_get, http_request, produce
 
 pytestmark = pytest.mark.integration
 
@@ -172,3 +172,54 @@ def test_an_oversized_record_on_every_input_topic_is_a_dead_letter_saying_so(sur
     assert set(reasons) == set(inputs), set(inputs) - set(reasons)
     wrong = {t: r for t, r in reasons.items() if not r.startswith("oversized record")}
     assert not wrong, wrong
+
+
+def test_a_record_timed_far_ahead_on_any_input_topic_is_a_dead_letter_and_pins_nothing(deployment, worker):
+    """Issue 24: only the call center refused records from the future; one operator-commands
+    record ten years ahead pinned that operator (a later ONLINE changed nothing), an IVR hold
+    timed in 2096 held the passenger for decades. Every timed input is now refused past
+    MAX_FUTURE_SKEW_S, with the reason, and the next honest record takes effect."""
+    from tables.deptrans.drivers import PositionReported, StatusChanged
+    from tables.deptrans.records import contractor_status_record, position_record
+    from tables.ivr.commands import RouteToIvr
+    from tables.ivr.commands import command_record as ivr_record
+    from tables.operatorstatus.records import command_record, registration_record
+
+    ahead = time.time() + 10 * 365 * 86400
+    records = {
+        "operator-commands": command_record("SIP/7771", "BREAK", "", ahead, "crm"),
+        "sip-registrations": registration_record("SIP/7771", "SIP/7771", False, ahead),
+        "contractor-status": contractor_status_record(StatusChanged("park1", "drv-ahead", "online", ahead)),
+        "driver-positions": position_record(PositionReported("park1", "drv-ahead", 55.75, 37.61, ahead)),
+        "ivr-commands": ivr_record(RouteToIvr("+79161110777", "order-ahead", ahead + 3600, ahead)),
+        "chat_events": orjson.dumps({"type": "chat_created", "chat_id": "p-ahead", "client_id": "c-ahead", "at": ahead}),
+        "operator_events": orjson.dumps({"type": "operator_connected", "operator_id": "o-ahead", "connection": "k",
+                                         "at": ahead}),
+        "qapp-events": f"{int(ahead)}|c-ahead|support|NONE|ENTERQUEUE||+79990001003|1".encode(),
+    }
+    letters_before = len(consume_all(deployment.broker.bootstrap, deployment.topic("dead-letters")))
+    for public, value in records.items():
+        produce(deployment.broker.bootstrap, deployment.topic(public), [(b"ahead", value)])
+    wanted = {deployment.topic(public) for public in records}
+    deadline = time.monotonic() + 60
+    while True:
+        letters = [orjson.loads(v) for _, v in
+                   consume_all(deployment.broker.bootstrap, deployment.topic("dead-letters"))[letters_before:]]
+        reasons = {letter["source_topic"]: letter["reason"] for letter in letters if letter["key"] == "ahead"}
+        if set(reasons) >= wanted or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    assert set(reasons) == wanted, wanted - set(reasons)
+    wrong = {t: r for t, r in reasons.items() if "in the future" not in r}
+    assert not wrong, wrong
+    # the operator is not pinned: an honest command now takes effect
+    status, answer = http_request("POST", f"{worker.url}/operators/{quote('SIP/7771', safe='')}/status",
+                                  {"status": "ONLINE"}, MANAGER)
+    assert status == 202, answer
+    deadline = time.monotonic() + 20
+    while True:
+        status, view = http_get(f"{worker.url}/operators/{quote('SIP/7771', safe='')}", MANAGER)
+        if (status == 200 and view.get("crm_status") == "ONLINE") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status == 200 and view.get("crm_status") == "ONLINE", (status, view)

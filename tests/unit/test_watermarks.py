@@ -9,9 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.partitioner import key_partitioner, partition_of
+from app.records import ahead_of_now
 from app.streamtime import InputTracker, PartitionProgress, input_lag_s, low_watermark, source_mark
 from tables.callcenter.events import CallConnected, CallEntered, MemberPaused
-from tables.callcenter.routing import AGENTS, CALLS, destinations, implausible_time
+from tables.callcenter.routing import AGENTS, CALLS, destinations
 
 NOW = 1_700_000_000.0
 
@@ -73,8 +74,8 @@ def test_partition_of_matches_kafkas_default_partitioner() -> None:
 
 
 def test_a_record_from_the_future_is_implausible_but_a_little_skew_is_fine() -> None:
-    assert implausible_time(NOW + 10, NOW, 300) is None
-    reason = implausible_time(NOW + 3600, NOW, 300)
+    assert ahead_of_now(NOW + 10, NOW, 300) is None
+    reason = ahead_of_now(NOW + 3600, NOW, 300)
     assert reason is not None and "future" in reason
 
 
