@@ -135,20 +135,17 @@ def checked_route(topic: faust.TopicT, name: str, parse: Callable[[Any], Any], r
                 if skip is not None and skip(message):
                     done.append((message, None))
                     continue
-                too_big = oversized(message.value)
-                if too_big is not None:
-                    outbox.record(dead_letters, dead_letter_key(message), dead_letter_body(message, too_big))
-                    done.append((message, None))
-                    continue
-                try:
-                    checked = parse(message)
-                except rejects as exc:
-                    outbox.record(dead_letters, dead_letter_key(message), dead_letter_body(message, str(exc)))
-                    done.append((message, None))
-                    continue
-                ahead = ahead_of_now(checked.at, now, settings.max_future_skew_s) if hasattr(checked, "at") else None
-                if ahead is not None:
-                    outbox.record(dead_letters, dead_letter_key(message), dead_letter_body(message, ahead))
+                refused = oversized(message.value)
+                if refused is None:
+                    try:
+                        checked = parse(message)
+                    except rejects as exc:
+                        refused = str(exc)
+                    else:
+                        if hasattr(checked, "at"):
+                            refused = ahead_of_now(checked.at, now, settings.max_future_skew_s)
+                if refused is not None:
+                    outbox.record(dead_letters, dead_letter_key(message), dead_letter_body(message, refused))
                     done.append((message, None))
                     continue
                 outbox.to_partition(to, key_partition(key_of(checked)), checked)

@@ -73,20 +73,15 @@ def sample(worker: Worker) -> dict[str, Any]:
     if status != 200:
         return {"error": f"/metrics answered {status}"}
     text = str(text)
-    taken: dict[str, float] = {}
-    for labels, value in _metric_lines(text, "switchboard_events_in_total"):
-        topic = re.search(r'topic="([^"]*)"', labels)
-        if topic:
-            taken[topic.group(1)] = value
     return {
         "lag": sum(v for _, v in _metric_lines(text, "switchboard_consumer_lag_records")),
-        "lag_by_topic": lag_by_topic(text),
+        "lag_by_topic": {t: v for t, v in by_topic(text, "switchboard_consumer_lag_records").items() if v},
         "keys": sum(v for _, v in _metric_lines(text, "switchboard_table_keys")),
         "rss_mb": sum(v for _, v in _metric_lines(text, "process_resident_memory_bytes")) / 2**20,
         "cpu_s": sum(v for _, v in _metric_lines(text, "process_cpu_seconds_total")),
         "http_500": sum(v for _, v in _metric_lines(text, "switchboard_http_internal_errors_total")),
         "delivery_failures": sum(v for _, v in _metric_lines(text, "switchboard_delivery_failures_total")),
-        "taken": taken,
+        "taken": by_topic(text, "switchboard_events_in_total"),
     }
 
 
@@ -127,13 +122,14 @@ def cpu_shares(first: dict[str, Any], last: dict[str, Any]) -> dict[str, float]:
     return shares
 
 
-def lag_by_topic(text: str) -> dict[str, float]:
-    lag: dict[str, float] = {}
-    for labels, value in _metric_lines(text, "switchboard_consumer_lag_records"):
+def by_topic(text: str, name: str) -> dict[str, float]:
+    """A metric's series summed by their `topic` label."""
+    sums: dict[str, float] = {}
+    for labels, value in _metric_lines(text, name):
         topic = re.search(r'topic="([^"]*)"', labels)
-        if topic and value:
-            lag[topic.group(1)] = lag.get(topic.group(1), 0.0) + value
-    return lag
+        if topic:
+            sums[topic.group(1)] = sums.get(topic.group(1), 0.0) + value
+    return sums
 
 
 def per_domain(taken: dict[str, float]) -> dict[str, float]:

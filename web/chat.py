@@ -91,6 +91,7 @@ GREETING_PATIENCE_S = 10.0  # a socket's greeting waits this long for a desk bei
 T = TypeVar("T")
 ERROR_STATUS = {"unknown_chat": 404, "not_participant": 403, "not_allowed": 403}  # the other refusals: 409
 Priority = Annotated[int, Field(strict=True, ge=0, le=chat.chat_max_priority)]
+Capacity = Annotated[int, Field(strict=True, ge=1, le=100)]  # chats an operator takes at once
 Text = Annotated[str, StringConstraints(min_length=1, max_length=chat.chat_max_text)]
 Reason = Annotated[str, StringConstraints(max_length=500)]
 QueueName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -496,7 +497,7 @@ class LawyerBody(Body):
 class OperatorStatusBody(Body):
     operator_id: Identifier
     status: OperatorStatus
-    capacity: Optional[Annotated[int, Field(strict=True, ge=1, le=100)]] = None
+    capacity: Optional[Capacity] = None
     lawyer: StrictBool = False
 
 
@@ -600,7 +601,7 @@ class ClosePayload(Body):
 
 class StatusPayload(Body):
     status: OperatorStatus
-    capacity: Optional[Annotated[int, Field(strict=True, ge=1, le=100)]] = None
+    capacity: Optional[Capacity] = None
 
 
 FRAME_ROLES = {"message": EVERYONE, "accept_chat": ("operator",), "transfer_chat": ("operator", "admin"),

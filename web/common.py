@@ -25,6 +25,7 @@ from app import codec, metrics
 from app.main import app, settings
 from web import errors
 from web.errors import RETRY_AFTER_S, ApiError, Recovering
+from web.params import describe
 
 __all__ = ["ApiView", "FORWARDED", "RETRY_AFTER_S", "Recovering", "answer_here", "ask_all", "ask_owner", "authorize",
            "error_response", "fetch_json", "identify", "not_answerable_here", "own_share", "send_command",
@@ -89,9 +90,9 @@ class ApiView(web.View):
         except ApiError as exc:
             response = error_response(self, exc.status, exc.code, exc.message, exc.retry_after_s)
         except ValidationError as exc:  # a request's value the edge let through and a record refused
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:3])
-            log.warning("a request's value refused past the edge", extra={"path": request.path, "problems": problems})
-            response = error_response(self, 400, "bad_request", problems[:300])
+            problem = describe(exc, "field")
+            log.warning("a request's value refused past the edge", extra={"path": request.path, "problem": problem})
+            response = error_response(self, 400, "bad_request", problem)
         except Exception:  # one shape for the unexpected too; the log has the trace
             log.exception("request failed", extra={"path": request.path})
             metrics.http_internal_errors.inc()

@@ -14,11 +14,11 @@ changelog (the telephony asks on every call: a forwarded request costs it a hop)
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 from urllib.parse import quote
 
 from faust import web
-from pydantic import model_validator
+from pydantic import StringConstraints, model_validator
 
 from app.main import app
 from tables.ivr.commands import (
@@ -34,15 +34,16 @@ from tables.ivr.commands import (
     command_record,
     validated,
 )
-from tables.ivr.phones import InvalidPhone, normalise
+from tables.ivr.phones import MAX_INPUT_CHARS, InvalidPhone, normalise
 from tables.ivr.rules import CallBack, Routing, call_back, routing_of
 from tables.ivr.store import bindings_table, counters, ivr, rules_table, topics
 from web.common import ApiError, ApiView, ask_owner, send_command
-from web.params import Body, BodyEpochSeconds, Duration, DurationOrZero, Identifier, PhoneText, Query, body, query
+from web.params import Body, BodyEpochSeconds, Duration, DurationOrZero, Identifier, Query, body, query
 
 __all__ = ["InboundNumber", "MakeCall", "RouteToIvrView", "RouteToOperatorView", "RoutingView"]
 
 ROLES = ("service",)  # integration-auth, processing, the notification queue, the telephony
+PhoneText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS)]  # E.164 is checked later
 
 
 class InboundNumberBody(Body):

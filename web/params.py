@@ -12,12 +12,12 @@ import math
 from typing import Annotated, Any, Mapping, Optional, TypeVar
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from web.errors import ApiError
 
 __all__ = ["Body", "BodyEpochSeconds", "Duration", "DurationOrZero", "EPOCH_MAX", "EPOCH_MIN", "Identifier", "MAX_BODY_BYTES",
-           "MAX_DURATION_S", "MAX_RANGE_S", "PhoneText", "Query", "TimeRange", "body", "identifier", "query"]
+           "MAX_DURATION_S", "MAX_RANGE_S", "Query", "TimeRange", "body", "describe", "identifier", "query"]
 
 EPOCH_MIN = 946_684_800.0  # 2000-01-01T00:00:00Z
 EPOCH_MAX = 4_102_444_800.0  # 2100-01-01T00:00:00Z
@@ -40,8 +40,6 @@ MAX_DURATION_S = 366 * 86400.0  # the longest duration a body may give (a year a
 BodyEpochSeconds = Annotated[float, Field(strict=True, ge=EPOCH_MIN, le=EPOCH_MAX, allow_inf_nan=False)]
 Duration = Annotated[float, Field(strict=True, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)]  # seconds, > 0
 DurationOrZero = Annotated[float, Field(strict=True, ge=0, le=MAX_DURATION_S, allow_inf_nan=False)]
-MAX_PHONE_CHARS = 64
-PhoneText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PHONE_CHARS)]  # E.164 is checked later
 
 
 def _identifier(value: str) -> str:
@@ -122,10 +120,11 @@ def parse(model: type[M], values: Mapping[str, Any], what: str) -> M:
     try:
         return model.model_validate(dict(values))
     except ValidationError as exc:
-        raise ApiError(400, "bad_request", _describe(exc, what)) from None
+        raise ApiError(400, "bad_request", describe(exc, what)) from None
 
 
-def _describe(exc: ValidationError, what: str) -> str:
+def describe(exc: ValidationError, what: str) -> str:
+    """A 400's message for pydantic's refusal: its first problem, naming `what` and where."""
     first = exc.errors(include_url=False)[0]
     where = ".".join(str(part) for part in first.get("loc", ()))
     message = first.get("msg", "is invalid").removeprefix("Value error, ")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import phonenumbers
 
-__all__ = ["InvalidPhone", "normalise"]
+__all__ = ["MAX_INPUT_CHARS", "InvalidPhone", "normalise"]
 
 MAX_INPUT_CHARS = 64  # phonenumbers refuses longer input itself; this keeps error messages short
 
