@@ -44,13 +44,18 @@ def main(argv: list[str] | None = None) -> int:
             return SETTINGS_ERROR
     if verb == "worker":
         # the Faust worker keeps its own options: python -m app worker -l info --web-port 6067
-        from app.main import app, settings
+        from app.main import START_REFUSED, app, settings
 
         # JSON logs are JSON from the first line: Faust's banner and spinner go to the console otherwise
         quiet = ["--quiet"] if settings.log_format == "json" else []
         sys.argv = ["switchboard", *quiet, *argv]
-        app.main()
-        return 0
+        try:
+            app.main()
+        except SystemExit as exc:  # Faust's worker always ends so
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:
+            code = 0
+        return START_REFUSED if getattr(app, "start_refused", None) else code
 
     parser = argparse.ArgumentParser(prog="python -m app", description="switchboard: live contact-center state")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")

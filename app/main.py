@@ -9,7 +9,10 @@ and each domain declares its own topics, tables and message types in
 from __future__ import annotations
 
 import gc
-from typing import Any, Callable
+import logging
+import os
+import signal
+from typing import Any, Callable, Optional
 
 import faust
 
@@ -23,13 +26,26 @@ from app.settings import Settings, get_settings
 from app.state import StateTable
 from app.topics import dead_letters_topic, ensure_topics, replica_configs
 
-__all__ = ["DOMAIN_PACKAGES", "app", "create_app", "dead_letters", "settings", "state_table"]
+__all__ = ["DOMAIN_PACKAGES", "START_REFUSED", "app", "create_app", "dead_letters", "settings", "state_table"]
+
+log = logging.getLogger(__name__)
+START_REFUSED = 78  # the exit code of a worker that found at its start it must not serve (EX_CONFIG)
 
 DOMAIN_PACKAGES = ["agents", "web"]  # every module in them is imported when a worker starts
 SHARED_SERVICES = ["app.housekeeping"]  # stream time and freshness of every domain's timed input
 
 
 class SwitchboardApp(faust.App):
+    start_refused: Optional[str] = None  # why this worker stopped at its start (`refuse_start`)
+
+    def refuse_start(self, why: str) -> None:
+        """Stop before serving, for a reason found only once running (a fleet's settings that
+        disagree): `why` logged once, the worker stopped as by SIGTERM (it leaves the group at
+        once), and `python -m app worker` exits with START_REFUSED."""
+        self.start_refused = why
+        log.critical(why)
+        os.kill(os.getpid(), signal.SIGTERM)
+
     async def on_first_start(self) -> None:
         await super().on_first_start()
         settings = get_settings()

@@ -7,6 +7,8 @@ declares its own beside its rules as a `DomainSettings` (for example
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Optional
@@ -15,9 +17,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DomainSettings", "ROLES", "Settings", "check_http_url", "get_settings"]
+__all__ = ["DomainSettings", "ROLES", "Settings", "WORKER", "check_http_url", "get_settings"]
 
-ROLES = ("manager", "operator", "client", "lawyer", "admin", "driver", "service")
+ROLES = ("manager", "operator", "client", "lawyer", "admin", "driver", "service")  # what AUTH_TOKENS may give
+WORKER = "worker"  # the fleet's own identity (worker to worker): INTERNAL_TOKEN, never a role of AUTH_TOKENS
 
 
 class DomainSettings(BaseSettings):
@@ -39,6 +42,9 @@ class Settings(DomainSettings):
                         "dev-driver-token=driver,dev-client-token=client:client-1,dev-client2-token=client:client-2,"
                         "dev-operator-token=operator:op-1,dev-operator2-token=operator:op-2,"
                         "dev-lawyer-token=lawyer:lawyer-1")
+    # the credential workers send each other (scatter-gather, a key's owner); empty: derived from
+    # AUTH_TOKENS and APP_ID (`worker_token`), so a fleet sharing its AUTH_TOKENS shares it too
+    internal_token: str = ""
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_format: Literal["json", "text"] = "json"  # one JSON object per line, or plain text
 
@@ -122,14 +128,41 @@ class Settings(DomainSettings):
                                  f"with role one of {', '.join(ROLES)}")
         return value
 
+    @model_validator(mode="after")
+    def _internal_token_apart(self) -> "Settings":
+        token = self.internal_token.strip()
+        if token and len(token) < 16:
+            raise ValueError("INTERNAL_TOKEN must be at least 16 characters (or empty: derived from AUTH_TOKENS)")
+        if token and token in self.identities:
+            raise ValueError("INTERNAL_TOKEN must not be one of AUTH_TOKENS: workers' credential is no client's")
+        if not token and not self.identities:
+            raise ValueError("set INTERNAL_TOKEN when AUTH_TOKENS is empty: the workers' credential is derived "
+                             "from the tokens, and from none it would be known to anyone")
+        return self
+
+    @property
+    def worker_token(self) -> str:
+        """The credential workers send each other: INTERNAL_TOKEN, or (empty) an HMAC of the
+        normalised AUTH_TOKENS keyed by APP_ID: as secret as the tokens it is derived from,
+        the same on every worker given the same tokens, and no client's token."""
+        if self.internal_token.strip():
+            return self.internal_token.strip()
+        tokens = ",".join(sorted(f"{t}={r}:{u}" for t, (r, u) in self.identities.items()))
+        return hmac.new(f"switchboard-worker:{self.app_id}".encode(), tokens.encode(), hashlib.sha256).hexdigest()
+
     @property
     def identities(self) -> dict[str, tuple[str, str]]:
         """token -> (role, user); a token without a user is its role's one user (`admin`...)."""
+        return {token: (role, user or role) for token, (role, user) in self.named_identities.items()}
+
+    @property
+    def named_identities(self) -> dict[str, tuple[str, str]]:
+        """token -> (role, the user it names, or "")."""
         found = {}
         for pair in filter(None, (p.strip() for p in self.auth_tokens.split(","))):
             token, _, who = pair.partition("=")
             role, _, user = who.partition(":")
-            found[token] = (role, user or role)
+            found[token] = (role, user)
         return found
 
     @property

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.harness import ARTIFACTS, Broker, Deployment, Worker, free_port
+from tests.harness import ARTIFACTS, ROOT, Broker, Deployment, Worker, free_port
+
+SURFACE = """
+import json
+from app.main import app
+app.discover()
+routes = sorted({(r.method, r.resource.canonical) for r in app.web.web_app.router.routes() if r.method != "HEAD"})
+from app.lag import consumed_topics
+topics = sorted(consumed_topics(app))
+print(json.dumps({"routes": routes, "topics": topics}))
+"""
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +67,15 @@ def workers(deployment):
     yield pair
     for w in pair:
         w.stop()
+
+
+@pytest.fixture(scope="module")
+def surface(deployment) -> dict:
+    """What the app declares, found by walking it in a subprocess with the deployment's settings:
+    its routes (method, pattern) and the topics it consumes. A new route or input is in it by itself."""
+    done = subprocess.run([sys.executable, "-c", SURFACE], cwd=ROOT, env=deployment.env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert ["GET", "/queues/{queue}/metrics"] in found["routes"] and deployment.topic("qapp-events") in found["topics"]
+    return found

@@ -215,6 +215,15 @@ class Deployment:
     def topic(self, public_name: str) -> str:
         return f"{self.name}.{public_name}"
 
+    @property
+    def worker_token(self) -> str:
+        """The workers' own credential here: INTERNAL_TOKEN, or derived as a worker derives it."""
+        from app.settings import Settings
+
+        env = self.env()
+        return Settings(auth_tokens=env["AUTH_TOKENS"], app_id=env["APP_ID"],
+                        internal_token=env.get("INTERNAL_TOKEN", "")).worker_token
+
     def env(self, **overrides: Any) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "APP_", "TOPIC_", "WEB_", "AMI_", "KRT_",
                                                                               "PERSONAL_"))}

@@ -28,7 +28,7 @@ from tables.callcenter.store import (
 )
 from tables.callcenter.views import operator_view
 from tables.callcenter.windows import metrics_view, window_key, window_start
-from web.common import ApiError, ApiView, ask_all, ask_owner, own_share
+from web.common import WORKER, ApiError, ApiView, ask_all, ask_owner, own_share
 from web.params import Identifier, Query, TimeRange, identifier, query
 
 __all__ = [
@@ -83,7 +83,7 @@ async def _local_queues() -> dict:
 
 @app.page("/internal/cc/queues")
 class LocalQueues(ApiView):
-    roles = ("service",)
+    roles = (WORKER,)
 
     async def get(self, request: web.Request) -> web.Response:
         return self.ok(await own_share(_local_queues))
@@ -102,7 +102,7 @@ class QueuesStatus(ApiView):
 
 @app.page("/queues/{queue}/status")
 class QueueStatus(ApiView):
-    roles = ("manager",)
+    roles = ("manager", WORKER)  # WORKER: the read forwarded to the owner (ask_owner)
 
     async def get(self, request: web.Request, queue: str) -> web.Response:
         queue = identifier(queue, "queue")
@@ -118,7 +118,7 @@ class QueueStatus(ApiView):
 
 @app.page("/queues/{queue}/metrics")
 class QueueMetrics(ApiView):
-    roles = ("manager",)
+    roles = ("manager", WORKER)  # WORKER: the read forwarded to the owner (ask_owner)
 
     async def get(self, request: web.Request, queue: str) -> web.Response:
         queue = identifier(queue, "queue")
@@ -178,7 +178,7 @@ def _operators_share(queue: Optional[str]) -> Callable[[], Awaitable[dict]]:
 
 @app.page("/internal/cc/operators")
 class LocalOperators(ApiView):
-    roles = ("service",)
+    roles = (WORKER,)
 
     async def get(self, request: web.Request) -> web.Response:
         return self.ok(await own_share(_operators_share(query(request, OperatorsQuery).queue)))
@@ -198,7 +198,7 @@ class Operators(ApiView):
 
 @app.page("/operators/{operator_id}")
 class Operator(ApiView):
-    roles = ("manager", "operator")
+    roles = ("manager", "operator", WORKER)  # WORKER: the read forwarded to the owner
 
     async def get(self, request: web.Request, operator_id: str) -> web.Response:
         operator_id = operator_aliases.canonical(identifier(operator_id, "operator_id"))  # any of its names

@@ -72,7 +72,7 @@ from tables.chat.store import (
     seed_topic_name,
     topics,
 )
-from web.common import ApiError, ApiView, Recovering, answer_here, ask_owner, identify, send_command
+from web.common import WORKER, ApiError, ApiView, Recovering, answer_here, ask_owner, identify, send_command
 from web.operations import STATIC
 from web.params import Body, Identifier, Query, body, identifier, query
 
@@ -103,8 +103,9 @@ QueueName = Annotated[str, StringConstraints(min_length=1, max_length=64, patter
 class Connection:
     """One WebSocket: whose it is, the addresses it hears, what it has yet to send."""
 
-    def __init__(self, role: str, user: str, chat_id: Optional[str]) -> None:
+    def __init__(self, role: str, user: str, chat_id: Optional[str], bucket: str = "") -> None:
         self.role, self.user, self.chat_id = role, user, chat_id
+        self.bucket = bucket or f"{role}:{user}"  # whose rate limit its frames spend (`Who.bucket`)
         self.id = uuid.uuid4().hex
         self.queue: asyncio.Queue[Optional[dict[str, Any]]] = asyncio.Queue(MAX_CLIENT_BACKLOG)
         self.addresses = {f"{role}:{user}"} | ({"role:operator"} if role == "operator" else set()) | (
@@ -203,18 +204,19 @@ app.service(cast(Any, board))
 
 
 class RateLimit:
-    """Per user and worker: `chat_rate_per_s` sustained, `chat_rate_burst` at once."""
+    """Per bucket (a user; a token naming none: the token) and worker: `chat_rate_per_s`
+    sustained, `chat_rate_burst` at once."""
 
     def __init__(self) -> None:
-        self.buckets: dict[tuple[str, str], tuple[float, float]] = {}  # who -> (tokens, when)
+        self.buckets: dict[str, tuple[float, float]] = {}  # bucket -> (tokens, when)
 
-    def allow(self, role: str, user: str, now: float) -> bool:
-        tokens, when = self.buckets.get((role, user), (float(chat.chat_rate_burst), now))
+    def allow(self, bucket: str, now: float) -> bool:
+        tokens, when = self.buckets.get(bucket, (float(chat.chat_rate_burst), now))
         tokens = min(float(chat.chat_rate_burst), tokens + (now - when) * chat.chat_rate_per_s)
         if tokens < 1.0:
-            self.buckets[(role, user)] = (tokens, now)
+            self.buckets[bucket] = (tokens, now)
             return False
-        self.buckets[(role, user)] = (tokens - 1.0, now)
+        self.buckets[bucket] = (tokens - 1.0, now)
         if len(self.buckets) > 100_000:  # forget the quiet ones
             self.buckets = {k: v for k, v in self.buckets.items() if now - v[1] < 60}
         return True
@@ -223,8 +225,8 @@ class RateLimit:
 limits = RateLimit()
 
 
-def _limited(role: str, user: str) -> None:
-    if not limits.allow(role, user, time.monotonic()):
+def _limited(bucket: str) -> None:
+    if not limits.allow(bucket, time.monotonic()):
         counters.refused.labels("rate_limited").inc()
         raise ApiError(429, "rate_limited", f"more than {chat.chat_rate_per_s:g} requests/s (burst "
                                             f"{chat.chat_rate_burst}); slow down")
@@ -322,7 +324,7 @@ class AfterQuery(Query):
 
 @app.page(PREFIX + "/internal/desk")
 class InternalDesk(ApiView):
-    roles = ("service",)
+    roles = (WORKER,)
 
     async def get(self, request: web.Request) -> web.Response:
         return self.ok(await answer_here(desk_table, DESK, _local_desk))
@@ -330,7 +332,7 @@ class InternalDesk(ApiView):
 
 @app.page(PREFIX + "/internal/chats/{chat_id}")
 class InternalChat(ApiView):
-    roles = ("service",)
+    roles = (WORKER,)
 
     async def get(self, request: web.Request, chat_id: str) -> web.Response:
         asked = query(request, AfterQuery)
@@ -396,11 +398,12 @@ class Chats(ApiView):
     roles = EVERYONE
 
     async def post(self, request: web.Request) -> web.Response:
-        role, user = identify(request, ("client", "admin"))
+        who = identify(request, ("client", "admin"))
+        role, user = who
         asked = await body(request, NewChatBody)
         if role == "client" and (asked.priority is not None or asked.client_id is not None):
             raise ApiError(403, "forbidden", "only admins set a chat's priority or open one for a client")
-        _limited(role, user)
+        _limited(who.bucket)
         client = asked.client_id or user
         chat_id = asked.chat_id or f"{int(time.time() * 1000):x}{secrets.token_hex(4)}"
         fields: dict[str, Any] = {"chat_id": chat_id, "client_id": client, "queue": asked.queue,
@@ -515,8 +518,9 @@ class AdminAction(ApiView):
     roles = ADMINS
 
     async def act(self, request: web.Request, key: str, kind: str, **fields: Any) -> web.Response:
-        role, user = identify(request, self.roles)
-        _limited(role, user)
+        who = identify(request, self.roles)
+        role, user = who
+        _limited(who.bucket)
         status, answer = await _decided(topics.admin_actions, key, kind, by_id=user, by_role=role, **fields)
         return self.ok(answer, status=status)
 
@@ -622,7 +626,8 @@ class ChatSocket(ApiView):
 
     async def get(self, request: web.Request) -> Any:
         asked = query(request, SocketQuery)
-        role, user = identify(request, self.roles, token=asked.token)
+        who = identify(request, self.roles, token=asked.token)
+        role, user = who
         if asked.chat_id is not None:  # theirs to see, before anything is said on it
             await _chat(request, asked.chat_id, role, user, 0, 1)
         elif role == "client" and asked.since is not None:
@@ -631,7 +636,7 @@ class ChatSocket(ApiView):
         if not socket.can_prepare(cast(Any, request)).ok:
             raise ApiError(400, "bad_request", "this is a WebSocket: send the upgrade headers")
         await socket.prepare(cast(Any, request))
-        conn = Connection(role, user, asked.chat_id)
+        conn = Connection(role, user, asked.chat_id, who.bucket)
         board.connect(conn)  # first: whatever is said from now on reaches it
         sender: Optional[asyncio.Future[None]] = None
         try:
@@ -735,7 +740,7 @@ async def _received(socket: aioweb.WebSocketResponse, conn: Connection, data: st
         if frame.type == "ping":
             await _send(socket, _frame("pong", {}, request_id))
             return
-        _limited(conn.role, conn.user)
+        _limited(conn.bucket)
         await _act(conn, frame, request_id or uuid.uuid4().hex)
     except ValidationError as exc:
         counters.refused.labels("invalid").inc()

@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 from functools import lru_cache
 from typing import Any, Awaitable, Callable, Iterable, Optional
@@ -23,12 +25,13 @@ from pydantic import ValidationError
 
 from app import codec, metrics
 from app.main import app, settings
+from app.settings import WORKER
 from web import errors
 from web.errors import RETRY_AFTER_S, ApiError, Recovering
 from web.params import describe
 
-__all__ = ["ApiView", "FORWARDED", "RETRY_AFTER_S", "Recovering", "answer_here", "ask_all", "ask_owner", "authorize",
-           "error_response", "fetch_json", "identify", "not_answerable_here", "own_share", "send_command",
+__all__ = ["ApiView", "FORWARDED", "RETRY_AFTER_S", "WORKER", "Recovering", "answer_here", "ask_all", "ask_owner", "authorize",
+           "error_response", "fetch_json", "Who", "identify", "not_answerable_here", "own_share", "send_command",
            "standby_caught_up", "tables_unreadable", "worker_urls"]
 
 log = logging.getLogger(__name__)
@@ -52,27 +55,56 @@ def authorize(request: web.Request, roles: Iterable[str]) -> str:
     return identify(request, roles)[0]
 
 
-def identify(request: web.Request, roles: Iterable[str], token: Optional[str] = None) -> tuple[str, str]:
+class Who(tuple):
+    """(role, user) of a token, and `bucket`: whose rate limit it spends (its user's; a token
+    that names no user, its own: two such tokens of one role never share one)."""
+
+    bucket: str
+
+    @classmethod
+    def of(cls, role: str, user: Optional[str], token_digest: bytes) -> "Who":
+        who = cls((role, user or role))
+        who.bucket = f"{role}:{user}" if user else f"token:{token_digest.hex()[:24]}"
+        return who
+
+
+def identify(request: web.Request, roles: Iterable[str], token: Optional[str] = None) -> Who:
     """The caller's (role, user) from the bearer token (or `token`, for a WebSocket's query
-    string), or ApiError 401 (no valid token) / 403 (wrong role)."""
+    string), or ApiError 401 (no valid token) / 403 (wrong role). Every role is only what it
+    is: `service` passes the routes that name it, the workers' own credential (`WORKER`) those
+    that name `WORKER` (the internal routes and the reads `ask_owner` forwards)."""
     if token is None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             token = ""
     if not token.strip():
         raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>'")
-    who = _identities().get(token.strip())
+    who = _identify_token(token.strip())
     if who is None:
         raise ApiError(401, "unauthorized", "unknown token")
     roles = tuple(roles)
-    if who[0] not in roles and who[0] != "service":
-        raise ApiError(403, "forbidden", f"role '{who[0]}' may not do this; needs one of: {', '.join(roles)}")
+    if who[0] not in roles:
+        named = ", ".join(r for r in roles if r != WORKER) or "the workers themselves (internal)"
+        raise ApiError(403, "forbidden", f"role '{who[0]}' may not do this; needs one of: {named}")
     return who
 
 
+def _identify_token(token: str) -> Optional[Who]:
+    """(role, user) of `token`, compared in constant time with every known token (the
+    workers' own as well): how long it takes says nothing of how much of a token matched."""
+    presented = hashlib.sha256(token.encode()).digest()
+    found = None
+    for digest, who in _identities():
+        if hmac.compare_digest(presented, digest):
+            found = who
+    return found
+
+
 @lru_cache(maxsize=1)
-def _identities() -> dict[str, tuple[str, str]]:
-    return settings.identities
+def _identities() -> tuple[tuple[bytes, Who], ...]:
+    known = {**settings.named_identities, settings.worker_token: (WORKER, WORKER)}
+    digests = {token: hashlib.sha256(token.encode()).digest() for token in known}
+    return tuple((digests[t], Who.of(role, user, digests[t])) for t, (role, user) in known.items())
 
 
 class ApiView(web.View):
@@ -102,10 +134,6 @@ class ApiView(web.View):
 
     def ok(self, body: Any, status: int = 200) -> web.Response:
         return self.bytes(codec.dumps(body), content_type="application/json", status=status)
-
-
-def _service_token() -> str:
-    return next((t for t, role in settings.tokens.items() if role == "service"), "")
 
 
 async def _client() -> aiohttp.ClientSession:
@@ -138,7 +166,7 @@ async def fetch_json(url: str) -> Any:
     """Another worker's JSON answer; its `503 recovering` passes on as `Recovering` (with its
     `Retry-After`), any other failure is ApiError 502 `worker_unavailable`."""
     session = await _client()
-    headers = {"Authorization": f"Bearer {_service_token()}", FORWARDED: "1"}
+    headers = {"Authorization": f"Bearer {settings.worker_token}", FORWARDED: "1"}
     async with session.get(url, headers=headers) as resp:
         body = await resp.read()
         if resp.status == 200:
@@ -146,6 +174,9 @@ async def fetch_json(url: str) -> Any:
         recovering = _recovering_of(resp.status, body, resp.headers.get("Retry-After"))
         if recovering is not None:
             raise recovering
+        if resp.status == 401:
+            log.error("another worker refused this worker's credential: INTERNAL_TOKEN (or, where it is "
+                      "empty, AUTH_TOKENS or APP_ID) differs between the workers", extra={"url": url})
         raise ApiError(502, "worker_unavailable", f"{url} answered {resp.status}: {body[:200]!r}")
 
 

@@ -40,7 +40,7 @@ from tables.deptrans.feed import CompactedFeed
 from tables.deptrans.records import DriverId, ParkId
 from tables.deptrans.sessions import status_update
 from tables.deptrans.store import deptrans, drivers_table, topics
-from web.common import ApiError, ApiView, Recovering, answer_here, ask_owner, send_command
+from web.common import WORKER, ApiError, ApiView, Recovering, answer_here, ask_owner, send_command
 from web.params import Body, Query, body, parse, query
 
 __all__ = ["DriverIdView", "IdUpdates", "StatusUpdates"]
@@ -179,7 +179,7 @@ class DriverIdView(ApiView):
 class DriverPdView(ApiView):
     """The licence pd id of a driver this worker owns (for the driver endpoint on another worker)."""
 
-    roles = ("service",)
+    roles = (WORKER,)
 
     async def get(self, request: web.Request) -> web.Response:
         key = request.query.get("key", "")

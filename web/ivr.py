@@ -37,12 +37,13 @@ from tables.ivr.commands import (
 from tables.ivr.phones import MAX_INPUT_CHARS, InvalidPhone, normalise
 from tables.ivr.rules import CallBack, Routing, call_back, routing_of
 from tables.ivr.store import bindings_table, counters, ivr, rules_table, topics
-from web.common import ApiError, ApiView, ask_owner, send_command
+from web.common import WORKER, ApiError, ApiView, ask_owner, send_command
 from web.params import Body, BodyEpochSeconds, Duration, DurationOrZero, Identifier, Query, body, query
 
 __all__ = ["InboundNumber", "MakeCall", "RouteToIvrView", "RouteToOperatorView", "RoutingView"]
 
 ROLES = ("service",)  # integration-auth, processing, the notification queue, the telephony
+READERS = (*ROLES, WORKER)  # and the reads ask_owner forwards to the key's owner
 PhoneText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS)]  # E.164 is checked later
 
 
@@ -153,7 +154,7 @@ def call_back_view(answer: CallBack) -> dict[str, Any]:
 
 @app.page("/routing")
 class RoutingView(ApiView):
-    roles = ROLES
+    roles = READERS
 
     async def get(self, request: web.Request) -> web.Response:
         raw = query(request, PhoneQuery).phone
@@ -173,7 +174,7 @@ class RoutingView(ApiView):
 
 @app.page("/make_call")
 class MakeCall(ApiView):
-    roles = ROLES
+    roles = READERS
 
     async def get(self, request: web.Request) -> web.Response:
         order_id = query(request, OrderQuery).order_id

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Optional
 
+import aiohttp
 from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import metrics
 from app.lag import consumed_topics, consumer_backlog
-from app.main import app
+from app.main import app, settings
 from app.state import StateTable
 from app.version import revision, version
-from web.common import ApiError, ApiView
+from web.common import WORKER, ApiError, ApiView, worker_urls
 
-__all__ = ["Dashboard", "Health", "Metrics", "Ready", "StaticFile", "consumer_out_of_group", "gauged_readiness", "readiness"]
+__all__ = ["Dashboard", "Health", "Metrics", "Peer", "Ready", "StaticFile", "check_peers",
+           "consumer_out_of_group", "gauged_readiness", "readiness", "refusing_peers"]
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 STARTED = time.time()
+PEER_CHECK_TIMEOUT_S = 3.0
+peers_checked = asyncio.Event()  # set once the other workers took this worker's credential
 
 
 @app.page("/health")
@@ -42,6 +49,8 @@ def readiness() -> tuple[bool, str]:
         return False, "stopping"
     if not app.tables.recovery.completed.is_set():  # set once, by the first recovery's end
         return False, "recovering tables" if app.rebalancing or app.in_recovery else "starting"
+    if not peers_checked.is_set():
+        return False, "checking the other workers take its credential"
     left = consumer_out_of_group()
     if left is not None:
         return False, left
@@ -89,6 +98,59 @@ class Ready(ApiView):
         ready, why = gauged_readiness()
         return self.ok({"ready": ready, "reason": why, **_now(), "integrations": metrics.integrations()},
                        status=200 if ready else 503)
+
+
+# --- workers authenticate each other: checked once, at the start ---------------------------------
+
+@app.page("/internal/peer")
+class Peer(ApiView):
+    """*internal*: what a starting worker asks every other worker, with its credential."""
+
+    roles = (WORKER,)
+
+    async def get(self, request: web.Request) -> web.Response:
+        return self.ok({"worker": settings.canonical_url, "app_id": settings.app_id})
+
+
+async def refusing_peers(urls: list[str]) -> list[str]:
+    """The workers among `urls` that refuse this worker's credential (401 or 403). One that
+    cannot be reached, or answers otherwise, is not held against the fleet (it may be stopping,
+    or of a version before this check): it is logged."""
+    headers = {"Authorization": f"Bearer {settings.worker_token}"}
+    timeout = aiohttp.ClientTimeout(total=PEER_CHECK_TIMEOUT_S)
+
+    async def refuses(session: aiohttp.ClientSession, url: str) -> bool:
+        try:
+            async with session.get(url + "/internal/peer", headers=headers) as resp:
+                if resp.status in (401, 403):
+                    return True
+                if resp.status != 200:
+                    log.warning("another worker did not confirm this worker's credential",
+                                extra={"url": url, "status": resp.status})
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            log.warning("another worker could not be asked at the start", extra={"url": url, "error": repr(exc)})
+        return False
+
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        answers = await asyncio.gather(*(refuses(session, url) for url in urls))
+    return [url for url, refused in zip(urls, answers) if refused]
+
+
+@app.task
+async def check_peers() -> None:
+    """Once the first assignment is known (every worker of the group is in it): ask each other
+    worker to take this worker's credential. If one refuses, nothing this worker forwards
+    would be answered (502s, sockets closed): it refuses to start, with one line saying why."""
+    await app.tables.recovery.completed.wait()
+    me = settings.canonical_url
+    refused = await refusing_peers([url for url in worker_urls() if url != me])
+    if refused:
+        line = (f"workers cannot authenticate each other: {', '.join(refused)} refused this worker's credential; "
+                "give every worker the same INTERNAL_TOKEN (or, with it empty, the same AUTH_TOKENS and APP_ID). "
+                "Not starting.")
+        app.refuse_start(line)  # type: ignore[attr-defined]
+        return
+    peers_checked.set()
 
 
 @app.page("/metrics")

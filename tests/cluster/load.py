@@ -171,8 +171,12 @@ class Load:
         token = f"test-client-{c}"
         chat_id: Optional[str] = None
         for attempt in range(60):  # opening is a command too: retried until acknowledged
-            code, body = await asyncio.to_thread(http_request, "POST", self._any(c + attempt).url + CHAT_API + "/chats",
-                                                 {"queue": "general", "text": f"chat {c} opens"}, token, 15)
+            try:  # a worker stopping between the choice and the request refuses the connection
+                code, body = await asyncio.to_thread(http_request, "POST",
+                                                     self._any(c + attempt).url + CHAT_API + "/chats",
+                                                     {"queue": "general", "text": f"chat {c} opens"}, token, 15)
+            except OSError:
+                code, body = 0, None
             if code == 201:
                 chat_id = body["chat_id"]
                 break

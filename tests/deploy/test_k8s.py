@@ -18,6 +18,7 @@ KUBERNETES = "1.30.0"
 # what an operator would put in place of each placeholder (the values are only parsed here)
 REPLACEMENTS = {
     "AUTH_TOKENS": "3f9ce1aa=manager,8a0b72bb=service,c41d9ecc=admin",
+    "INTERNAL_TOKEN": "5d1e0f2a9b8c7d6e5f4a3b2c1d0e9f8a",
     "KRT_CLIENT_ID": "taxi-company",
     "KRT_CLIENT_SECRET": "s3cret",
     "AMI_URL": "ami://switchboard:s3cret@asterisk.telephony.svc:5038",
@@ -73,7 +74,8 @@ def test_every_variable_the_pod_gets_is_a_real_setting_or_used_by_one():
     referenced = {ref for item in own.values() for ref in re.findall(r"\$\((\w+)\)", item.get("value", ""))}
     assert set(own) - known <= referenced, "a variable that is no setting must at least feed one (POD_NAME -> WEB_HOST)"
     assert {"KAFKA_BOOTSTRAP", "PERSONAL_URL", "KRT_URL", "MIN_INSYNC_REPLICAS"} <= set(k8s_object("ConfigMap")["data"])
-    assert {"AUTH_TOKENS", "KRT_CLIENT_ID", "KRT_CLIENT_SECRET", "AMI_URL"} <= set(k8s_object("Secret")["stringData"])
+    assert {"AUTH_TOKENS", "INTERNAL_TOKEN", "KRT_CLIENT_ID", "KRT_CLIENT_SECRET", "AMI_URL"} <= set(
+        k8s_object("Secret")["stringData"])
 
 
 def test_the_pods_environment_builds_the_app_once_the_placeholders_are_replaced(image):

@@ -10,10 +10,7 @@ each gets exactly one dead letter.
 
 from __future__ import annotations
 
-import json
 import socket
-import subprocess
-import sys
 import time
 from urllib.parse import quote
 
@@ -22,30 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness import MANAGER, ROOT, SERVICE, consume_all, http_get, http_request, produce
+from tests.harness import MANAGER, SERVICE, consume_all, http_get, http_request, produce
 
 pytestmark = pytest.mark.integration
-
-SURFACE = """
-import json
-from app.main import app
-app.discover()
-routes = sorted({(r.method, r.resource.canonical) for r in app.web.web_app.router.routes() if r.method != "HEAD"})
-from app.lag import consumed_topics
-topics = sorted(consumed_topics(app))
-print(json.dumps({"routes": routes, "topics": topics}))
-"""
-
-
-@pytest.fixture(scope="module")
-def surface(deployment) -> dict:
-    done = subprocess.run([sys.executable, "-c", SURFACE], cwd=ROOT, env=deployment.env(), capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert ["GET", "/queues/{queue}/metrics"] in found["routes"] and deployment.topic("qapp-events") in found["topics"]
-    return found
-
 
 def test_the_surface_is_found_by_walking_the_app(surface, deployment):
     assert len(surface["routes"]) >= 10

@@ -58,9 +58,10 @@ def test_wrong_role_is_403(worker):
     assert "manager" in body["error"]["message"]
 
 
-def test_internal_endpoints_are_for_services_only(worker):
+def test_internal_endpoints_are_for_the_workers_only(worker, deployment):
     assert http_get(worker.url + "/internal/cc/queues", MANAGER)[0] == 403
-    assert http_get(worker.url + "/internal/cc/queues", SERVICE)[0] == 200
+    assert http_get(worker.url + "/internal/cc/queues", SERVICE)[0] == 403  # a client service is no worker
+    assert http_get(worker.url + "/internal/cc/queues", deployment.worker_token)[0] == 200
 
 
 def test_json_form_of_qapp_events_is_accepted(worker):

@@ -55,10 +55,14 @@ def _app(recovered=True, rebalancing=False, in_recovery=False, actives=(), stand
 def here(monkeypatch):
     monkeypatch.setattr(common, "settings", SimpleNamespace(canonical_url=ME))
 
-    def install(**kwargs):
+    def install(peers_checked=True, **kwargs):
         fake = _app(**kwargs)
         monkeypatch.setattr(common, "app", fake)
         monkeypatch.setattr(operations, "app", fake)
+        checked = asyncio.Event()
+        if peers_checked:
+            checked.set()
+        monkeypatch.setattr(operations, "peers_checked", checked)
         return fake
     return install
 
@@ -281,8 +285,9 @@ def test_fleet_wide_freshness_is_stale_and_names_whom_it_misses():
     ({"consumer": _consumer(generation=-1)}, False, "left the consumer group"),
     ({"consumer": _consumer(stopped=True)}, False, "consumer stopped"),
     ({"consumer": _consumer(thread_stopped=True)}, False, "consumer stopped"),
+    ({"peers_checked": False}, False, "checking the other workers take its credential"),
 ], ids=["starting", "first-recovery", "later-rebalance", "later-recovery", "standby-only", "idle", "left-group",
-        "consumer-crashed", "consumer-thread-crashed"])
+        "consumer-crashed", "consumer-thread-crashed", "peers-unchecked"])
 def test_ready_once_recovered_and_not_flipped_by_rebalances(here, state, ready, reason):
     here(**state)
     assert operations.readiness() == (ready, reason)
@@ -330,3 +335,34 @@ def test_a_sockets_greeting_gives_up_on_a_desk_that_stays_unreadable(monkeypatch
 
     with pytest.raises(Recovering):
         asyncio.run(chat._patiently(read, patience_s=1))  # the next try would be past its patience
+
+
+# --- the workers take each other's credential: checked once at the start -----------------------------
+
+def _peer_check(here, monkeypatch, refused):
+    fake = here(peers_checked=False)
+    crashed = []
+    fake.refuse_start = crashed.append
+    asked = []
+
+    async def refusing(urls):
+        asked.append(urls)
+        return refused
+
+    monkeypatch.setattr(operations, "settings", SimpleNamespace(canonical_url=ME))
+    monkeypatch.setattr(operations, "worker_urls", lambda: [ME, OTHER, THIRD])
+    monkeypatch.setattr(operations, "refusing_peers", refusing)
+    asyncio.run(operations.check_peers())
+    return asked, crashed
+
+
+def test_a_worker_whose_credential_every_other_takes_becomes_ready(here, monkeypatch):
+    asked, crashed = _peer_check(here, monkeypatch, refused=[])
+    assert asked == [[OTHER, THIRD]] and crashed == []  # every other worker asked, itself not
+    assert operations.readiness() == (True, "consuming")
+
+
+def test_a_worker_another_refuses_does_not_start_and_says_why_in_one_line(here, monkeypatch):
+    asked, refused = _peer_check(here, monkeypatch, refused=[THIRD])
+    assert len(refused) == 1 and THIRD in refused[0] and "INTERNAL_TOKEN" in refused[0]
+    assert operations.readiness()[0] is False
