@@ -356,6 +356,24 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[Optional[bytes],
     return asyncio.run(run())
 
 
+def topics_of(deployment: "Deployment") -> list[str]:
+    """Every topic of the deployment on its broker: its public topics and its internal ones
+    (changelogs, repartitions), all named after its app id."""
+
+    async def run() -> list[str]:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=deployment.broker.bootstrap)
+        await admin.start()
+        try:
+            return sorted(t for t in await admin.list_topics() if t.startswith((f"{deployment.name}.",
+                                                                                f"{deployment.name}-")))
+        finally:
+            await admin.close()
+
+    return asyncio.run(run())
+
+
 def group_offsets(bootstrap: str, group: str) -> dict[str, int]:
     """The offsets `group` committed, as "topic:partition" -> offset (for failure messages)."""
 

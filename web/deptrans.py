@@ -4,8 +4,9 @@
   -> `{"has_id": bool}`; the ID itself is never returned.
 - `POST` the same path `{"deptrans_id"}`: the ID is checked against the driver's licence in
   KRT (400 malformed, 404 no profile with a licence, 409 not this driver's, 503 KRT or
-  `personal` unavailable), then stored on the compacted `deptrans-profiles` (keyed by the
-  licence's pd id) -> 200 `{"has_id": true}` once Kafka has it.
+  `personal` unavailable), then stored on the internal `<APP_ID>-deptrans-ids` (keyed by the
+  licence's pd id; only the service reads it) and `has_id` said on the compacted
+  `deptrans-profiles` -> 200 `{"has_id": true}` once Kafka has both.
 - `GET /internal/v1/id/updates` and `GET /internal/v1/status/updates` (`service`):
   `?cursor=&limit=` -> `{"items": [...], "cursor": str, "more": bool}`. Every worker follows
   `deptrans-profiles` and `deptrans-session-statuses` from their beginning (app/feeds.py) and
@@ -37,6 +38,7 @@ from app.personal import PersonalClient, PersonalNotFound, PersonalUnavailable
 from tables.deptrans.cursor import InvalidCursor, decode_cursor, encode_cursor, page
 from tables.deptrans.drivers import driver_key
 from tables.deptrans.feed import CompactedFeed
+from tables.deptrans.ids import has_id, private_record, public_record
 from tables.deptrans.records import DriverId, ParkId
 from tables.deptrans.sessions import status_update
 from tables.deptrans.store import deptrans, drivers_table, topics
@@ -74,7 +76,7 @@ def id_update(pd_id: str, record: Optional[dict[str, Any]]) -> dict[str, Any]:
     """An item of `GET /internal/v1/id/updates`: whether the licence has a KRT ID (not the ID)."""
     if record is None:
         return {"driver_license_pd_id": pd_id, "has_id": False, "updated_at": None, "deleted": True}
-    return {"driver_license_pd_id": pd_id, "has_id": bool(record.get("deptrans_id")),
+    return {"driver_license_pd_id": pd_id, "has_id": has_id(record),
             "updated_at": record.get("updated_at"), "deleted": False}
 
 
@@ -147,7 +149,7 @@ class DriverIdView(ApiView):
         if not id_follower.caught_up.is_set():  # before, a stored ID reads as none
             raise Recovering("this worker is still reading the stored KRT IDs after its start")
         record = id_feed.get(pd_id, _partition(pd_id))
-        return self.ok({"has_id": bool(record and record.get("deptrans_id"))})
+        return self.ok({"has_id": has_id(record)})
 
     async def post(self, request: web.Request) -> web.Response:
         key = _driver(request)
@@ -170,8 +172,9 @@ class DriverIdView(ApiView):
             raise ApiError(503, "unavailable", "KRT cannot check the ID now; try again later") from None
         if not matches:
             raise ApiError(409, "conflict", "this ID does not belong to this driver's licence")
-        value = orjson.dumps({"driver_license_pd_id": pd_id, "deptrans_id": deptrans_id, "updated_at": time.time()})
-        await send_command(topics.deptrans_profiles, pd_id.encode(), value, "KRT ID")
+        at = time.time()  # the secret first: `has_id` is never said of an ID not kept
+        await send_command(topics.deptrans_ids, pd_id.encode(), private_record(pd_id, deptrans_id, at), "KRT ID")
+        await send_command(topics.deptrans_profiles, pd_id.encode(), public_record(pd_id, at), "KRT ID")
         return self.ok({"has_id": True})
 
 

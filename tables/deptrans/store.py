@@ -37,7 +37,8 @@ class DeptransTopics:
     contractor_status: faust.TopicT  # input: drivers' statuses, JSON
     driver_positions: faust.TopicT  # input: drivers' latest positions (the trackstory stand-in), JSON
     driver_profiles: faust.TopicT  # input, compacted by "park_id_driver_id": licence pd id, categories
-    deptrans_profiles: faust.TopicT  # compacted, by licence pd id: the driver's KRT ID (verified)
+    deptrans_profiles: faust.TopicT  # compacted, by licence pd id: whether the driver has a KRT ID (has_id)
+    deptrans_ids: faust.TopicT  # internal, compacted, by licence pd id: the KRT ID itself (a secret; tables/deptrans/ids.py)
     deptrans_session_statuses: faust.TopicT  # compacted, by licence pd id: KRT's answer about the shift
     dt_events: faust.TopicT  # internal: checked inputs in the partition of their driver
     dead_letters: faust.TopicT
@@ -50,6 +51,7 @@ def _declare() -> DeptransTopics:
         driver_positions=declare_topic(app, settings, s.topic_driver_positions, retention_s=WEEK_S),
         driver_profiles=declare_topic(app, settings, s.topic_driver_profiles, compacted=True),
         deptrans_profiles=declare_topic(app, settings, s.topic_deptrans_profiles, compacted=True),
+        deptrans_ids=declare_topic(app, settings, settings.internal_topic("deptrans-ids"), compacted=True),
         deptrans_session_statuses=declare_topic(app, settings, s.topic_deptrans_session_statuses, compacted=True),
         dt_events=declare_topic(app, settings, settings.internal_topic("dt-events")),
         dead_letters=dead_letters,

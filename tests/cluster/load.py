@@ -19,7 +19,17 @@ import aiohttp
 import orjson
 
 from app.ingest import record_key
-from tests.harness import MANAGER, SERVICE, Deployment, Worker, http_get, http_request, produce, wait_until
+from tests.harness import (
+    MANAGER,
+    SERVICE,
+    Deployment,
+    Worker,
+    http_get,
+    http_request,
+    produce,
+    topics_of,
+    wait_until,
+)
 from tests.integration.chatclient import connect
 from tests.integration.expectations import expect
 
@@ -375,17 +385,7 @@ def leader_node(cluster: Any, deployment: Deployment) -> int:
 
 
 def changelogs(cluster: Any, deployment: Deployment) -> list[str]:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    async def run() -> list[str]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
-        await admin.start()
-        try:
-            return sorted(t for t in await admin.list_topics() if t.startswith(deployment.name) and "changelog" in t)
-        finally:
-            await admin.close()
-
-    return asyncio.run(run())
+    return [t for t in topics_of(deployment) if "changelog" in t]
 
 
 def tables_agree(workers: list[Worker]) -> list[str]:

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from dev.personal import license_for
-from tests.harness import Worker, consume_all, free_port, http_get, http_request, produce, wait_until
+from tests.harness import Worker, consume_all, free_port, http_get, http_request, produce, topics_of, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -203,8 +203,18 @@ def test_a_driver_sets_a_krt_id_that_krt_confirms_and_never_gets_it_back(stack):
     assert (status, answer["error"]["code"]) == (409, "conflict")
     assert driver_call(worker, "POST", "idpark", {"deptrans_id": good}) == (200, {"has_id": True})
     assert wait_until(lambda: driver_call(worker, "GET", "idpark")[1]["has_id"], 10, 0.2, "has_id") is True
-    stored = dict(consume_all(deployment.broker.bootstrap, deployment.topic("deptrans-profiles"), 0.5))
-    assert orjson.loads(stored[b"pd-id"])["deptrans_id"] == good
+    public = dict(consume_all(deployment.broker.bootstrap, deployment.topic("deptrans-profiles"), 0.5))
+    assert orjson.loads(public[b"pd-id"]) == {"driver_license_pd_id": "pd-id", "has_id": True,
+                                             "updated_at": pytest.approx(time.time(), abs=60)}
+    private = f"{deployment.name}-deptrans-ids"
+    kept = dict(consume_all(deployment.broker.bootstrap, private, 0.5))
+    assert orjson.loads(kept[b"pd-id"])["deptrans_id"] == good
+    found_in = []
+    for topic in topics_of(deployment):  # every topic, changelogs too: the ID only where only the service reads
+        records = consume_all(deployment.broker.bootstrap, topic, 0.3)
+        if any(good.encode() in (k or b"") + (v or b"") for k, v in records):
+            found_in.append(topic)
+    assert found_in == [private]
     assert good not in worker.log_path.read_text(errors="replace")
 
 
