@@ -86,7 +86,8 @@ EVERYONE = ("client", "operator", "lawyer", "admin")
 QUEUE_READERS = ("operator", "admin", "manager")
 ADMINS = ("admin",)
 MAX_CLIENT_BACKLOG = 2000  # notices a slow socket may have queued before it is closed
-MAX_FRAME = 64 * 1024
+MAX_FRAME = 64 * 1024  # a frame's most bytes: a larger one gets an `error` frame `too_large`, the socket stays
+MAX_WIRE_FRAME = 1024 * 1024  # beyond this aiohttp closes the socket at once (1009 message too big)
 GREETING_PATIENCE_S = 10.0  # a socket's greeting waits this long for a desk being recovered, then it says so
 T = TypeVar("T")
 ERROR_STATUS = {"unknown_chat": 404, "not_participant": 403, "not_allowed": 403}  # the other refusals: 409
@@ -262,6 +263,11 @@ async def _presence(kind: str, conn: Connection) -> None:
 async def _decided(topic: Any, key: str, kind: str, **fields: Any) -> tuple[int, dict[str, Any]]:
     """Send a command and wait for the desk's answer: (status, body)."""
     request_id = uuid.uuid4().hex
+    if not board.follower.caught_up.is_set():  # it knows where the desk's answers start only then
+        try:
+            await asyncio.wait_for(board.follower.caught_up.wait(), chat.chat_outcome_wait_s)
+        except asyncio.TimeoutError:
+            raise Recovering("this worker is not yet following the desk's answers (it is starting)") from None
     future = board.expect(request_id)
     try:
         await _command(topic, key, kind, request_id=request_id, **fields)
@@ -632,7 +638,7 @@ class ChatSocket(ApiView):
             await _chat(request, asked.chat_id, role, user, 0, 1)
         elif role == "client" and asked.since is not None:
             raise ApiError(400, "bad_request", "since needs a chat_id")
-        socket = aioweb.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_FRAME)
+        socket = aioweb.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_WIRE_FRAME)
         if not socket.can_prepare(cast(Any, request)).ok:
             raise ApiError(400, "bad_request", "this is a WebSocket: send the upgrade headers")
         await socket.prepare(cast(Any, request))
@@ -652,7 +658,11 @@ class ChatSocket(ApiView):
                 return socket
             sender = asyncio.ensure_future(_send_notices(socket, conn))
             async for message in socket:
-                if message.type == aiohttp.WSMsgType.TEXT:
+                if message.type == aiohttp.WSMsgType.TEXT and len(message.data.encode()) > MAX_FRAME:
+                    counters.refused.labels("too_large").inc()
+                    await _send(socket, _frame("error", {"code": "too_large",
+                                                         "message": f"a frame is at most {MAX_FRAME} bytes"}))
+                elif message.type == aiohttp.WSMsgType.TEXT:
                     await _received(socket, conn, message.data)
                 elif message.type == aiohttp.WSMsgType.ERROR:
                     break

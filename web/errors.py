@@ -8,8 +8,9 @@ covers the rest:
   caught (500, counted, its trace only in the log) gets the shape and its status;
 - `json_parse_errors`: requests that aiohttp rejects while parsing them, before any
   middleware runs (a malformed request line, a header or URL too long: 400), get the
-  shape too. aiohttp builds those answers in `RequestHandler.handle_error`, which we
-  wrap (aiohttp 3.x; `tests/unit/test_errors.py` holds the wrapper to its contract).
+  shape too, and one warning line in the log (aiohttp's own is an error with a traceback,
+  which reads like a crash). aiohttp builds those answers in `RequestHandler.handle_error`,
+  which we wrap (aiohttp 3.x; `tests/unit/test_edges.py` holds the wrapper to its contract).
 """
 
 from __future__ import annotations
@@ -116,11 +117,17 @@ _aiohttp_handle_error = web_protocol.RequestHandler.handle_error
 
 def _handle_error_as_json(self: Any, request: Any, status: int = 500, exc: BaseException | None = None,
                           message: str | None = None) -> aioweb.StreamResponse:
-    _aiohttp_handle_error(self, request, status, exc, message)  # logs it; raises if an answer was already sent
-    if status >= 500:
+    if status >= 500:  # a defect: aiohttp logs it with its trace (and raises if an answer was already sent)
+        _aiohttp_handle_error(self, request, status, exc, message)
         metrics.http_internal_errors.inc()
         text = "internal error; see the worker log"
-    else:
+    else:  # a request that could not be parsed: the client's doing, one warning line, no trace
+        if request.writer.output_size > 0:
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        log.warning("a request could not be parsed", extra={
+            "status": status, "remote": getattr(request, "remote", None),
+            "error": f"{type(exc).__name__ if exc else 'bad request'}: {str(exc or message or '')[:200]}"})
+        metrics.http_requests.labels("(unparsed)", str(status)).inc()
         text = f"{_phrase(status)}: the request could not be parsed ({type(exc).__name__ if exc else 'bad request'})"
     shaped = json_error(status, text)
     shaped.force_close()

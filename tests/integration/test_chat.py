@@ -370,6 +370,10 @@ def test_bad_frames_big_messages_and_floods_get_clear_errors(workers):
         assert error["payload"]["code"] == "bad_request" and "text" in error["payload"]["message"]
         await me.send("message", {})
         assert (await me.next("error"))["payload"]["code"] == "bad_request"
+        await me.send("message", {"text": "x" * 100_000})  # over the frame limit (64 KiB): said, the socket stays
+        error = await me.next("error")
+        assert error["payload"]["code"] == "too_large" and "65536 bytes" in error["payload"]["message"]
+        assert not me.ws.closed
         for n in range(60):  # burst 40, 10/s
             await me.send("message", {"text": f"spam {n}"})
         limited = await me.next("error", lambda f: f["payload"]["code"] == "rate_limited")
@@ -381,6 +385,10 @@ def test_bad_frames_big_messages_and_floods_get_clear_errors(workers):
         messages = [f for f in me.of_type("message")]
         assert 40 <= len(messages) < 60  # the rest was refused, with a reason, not lost silently
         await me.close()
+        huge = await connect(session, first.url, client(12), chat_id)
+        await huge.ws.send_str("x" * (2 * 1024 * 1024))  # over the wire limit (1 MiB): closed, as README says
+        await asyncio.wait_for(huge.reader, 15)
+        assert huge.ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
 
     run(scenario)
 

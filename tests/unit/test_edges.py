@@ -119,12 +119,17 @@ class FakeRequest:
         self.writer = SimpleNamespace(output_size=0)
 
 
-def test_parse_errors_are_answered_in_the_error_shape() -> None:
-    handler = SimpleNamespace(_request_count=2, debug=False, log_exception=lambda *a, **k: None,
+def test_parse_errors_are_answered_in_the_error_shape(caplog) -> None:
+    traced = []
+    handler = SimpleNamespace(_request_count=2, debug=False, log_exception=lambda *a, **k: traced.append(a),
                               logger=SimpleNamespace(debug=lambda *a, **k: None))
-    response = _handle_error_as_json(handler, FakeRequest(), 400, ValueError("bad line"), "Bad Request")
+    with caplog.at_level("INFO", logger="web.errors"):
+        response = _handle_error_as_json(handler, FakeRequest(), 400, ValueError("bad line"), "Bad Request")
     assert response.status == 400 and response.content_type == "application/json"
     assert orjson.loads(response.body)["error"]["code"] == "bad_request"
+    # the client's doing: one warning line, no traceback (aiohttp's own log is an error with one)
+    assert traced == [] and [(r.levelname, r.exc_info) for r in caplog.records] == [("WARNING", None)]
+    assert "bad line" in caplog.records[0].error
     response = _handle_error_as_json(handler, FakeRequest(), 500, RuntimeError("boom"))
     body = orjson.loads(response.body)
     assert response.status == 500 and body["error"]["code"] == "internal" and "boom" not in response.body.decode()
