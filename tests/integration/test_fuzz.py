@@ -10,6 +10,7 @@ each gets exactly one dead letter.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from urllib.parse import quote
@@ -22,6 +23,8 @@ from hypothesis import strategies as st
 from tests.harness import MANAGER, SERVICE, consume_all, http_get, http_request, produce
 
 pytestmark = pytest.mark.integration
+# the body fuzz sends hundreds of chat commands: what a value does past the edge, not the rate limit
+WORKER_ENV = {"CHAT_RATE_PER_S": 100_000, "CHAT_RATE_BURST": 100_000}
 
 def test_the_surface_is_found_by_walking_the_app(surface, deployment):
     assert len(surface["routes"]) >= 10
@@ -58,11 +61,13 @@ def fill(pattern: str, data) -> str:
     return "/".join(parts)
 
 
-def send(url: str, method: str, path: str, query: dict, token, body) -> tuple[int, bytes, float]:
+def send(url: str, method: str, path: str, query: dict, token, body, headers: dict | None = None
+         ) -> tuple[int, bytes, float]:
     """One request over a raw socket (so odd paths go out as they are); status, body, seconds."""
     host, port = url.removeprefix("http://").split(":")
     target = path + ("?" + "&".join(f"{quote(k)}={quote(v, safe='')}" for k, v in query.items()) if query else "")
     head = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    head += [f"{name}: {value}" for name, value in (headers or {}).items()]
     if token is not None:
         head.append(f"Authorization: Bearer {token}")
     if body is not None:
@@ -195,3 +200,76 @@ def test_a_record_timed_far_ahead_on_any_input_topic_is_a_dead_letter_and_pins_n
             break
         time.sleep(0.5)
     assert status == 200 and view.get("crm_status") == "ONLINE", (status, view)
+
+
+# --- every POST body, every field, every kind of bad value ---------------------------------------
+
+ADMIN, DRIVER = "test-admin-token", "test-driver-token"
+DRIVER_HEADERS = {"X-Park-Id": "fuzzpark", "X-Driver-Profile-Id": "d"}
+# route -> (token, extra headers, good bodies): each field of each is replaced by every value of BAD
+POST_BODIES: dict[str, tuple[str, dict, list[dict]]] = {
+    "/operators/{operator_id}/status": (MANAGER, {}, [{"status": "BREAK", "reason": "lunch"}]),
+    "/driver/v1/deptrans-status/v1/id": (DRIVER, DRIVER_HEADERS, [{"deptrans_id": "KRT12345"}]),
+    "/api/v1/chat/chats": (ADMIN, {}, [{"text": "hi", "queue": "general", "priority": 1, "client_id": "c1",
+                                        "chat_id": "fuzz-chat"}]),
+    "/api/v1/chat/admin/transfer-chat": (ADMIN, {}, [{"chat_id": "fuzz-chat", "target_operator_id": "op1",
+                                                      "reason": "r"}]),
+    "/api/v1/chat/admin/assign-lawyer": (ADMIN, {}, [{"chat_id": "fuzz-chat", "lawyer_id": "law1", "client_id": "c1"}]),
+    "/api/v1/chat/admin/update-operator-status": (ADMIN, {}, [{"operator_id": "op1", "status": "online",
+                                                               "capacity": 3, "lawyer": False}]),
+    "/api/v1/chat/admin/close-chat": (ADMIN, {}, [{"chat_id": "fuzz-other", "reason": "r"}]),
+    "/api/v1/chat/admin/update-queue-priority": (ADMIN, {}, [{"chat_id": "fuzz-chat", "priority": 2}]),
+    "/tel/inbound_number": (SERVICE, {}, [
+        {"order_id": "o-fz", "inbound_number": "+74951234567", "gateway": "gw-1", "ttl_s": 600},
+        {"order_id": "o-fz", "inbound_number": "+74951234567", "expires_at": int(time.time()) + 3600}]),
+    "/routetoivr": (SERVICE, {}, [{"phone": "+79161234567", "order_id": "o-fz", "order_time_s": 600},
+                                  {"phone": "+79161234567", "order_id": "o-fz", "ttl_s": 600}]),
+    "/routetooperator": (SERVICE, {}, [{"phone": "+79161234567", "order_id": "o-fz"}]),
+}
+# JSON texts, as sent: booleans for numbers, numbers past every range, non-finite (Python's json
+# writes NaN/Infinity; 1e999 parses as infinity), wrong types, huge strings, nesting
+BAD = ["true", "false", "null", "0", "-1", "1.5", "1e300", "-1e300", "1e999", "NaN", "Infinity", "-Infinity",
+       str(2 ** 70), str(-(2 ** 70)), str(2 ** 64), '""', '" "', '"\u0000"', '"x"', '"' + "9" * 10_000 + '"',
+       '"' + "x" * 100_000 + '"', "[]", "{}", '["a"]', '{"a": 1}', "[" * 50 + "]" * 50, '"🙂"', '"1e999"']
+
+
+def _bodies(good: dict):
+    for field in good:
+        for bad in BAD:
+            parts = [f"{json.dumps(name)}: {bad if name == field else json.dumps(value)}" for name, value in good.items()]
+            yield field, bad, ("{" + ", ".join(parts) + "}").encode()
+    yield "(extra)", "unknown field", json.dumps({**good, "unexpected": 1}).encode()
+
+
+def test_every_field_of_every_post_body_with_every_bad_value_is_an_answer_never_a_500(surface, worker):
+    """Issue 24: IVR answered 500 for huge or non-finite numbers and 10 kB phones; booleans passed
+    as numbers. Every POST route the app registers must be in POST_BODIES (a new one joins by
+    itself); each answer is a 4xx in the error shape naming the field, or a 2xx for a value that
+    is in fact good; never a 5xx (a 503 `unavailable` for a driver ID check with KRT off is the
+    one exception, and only for values that passed the edge)."""
+    posts = {route for method, route in surface["routes"] if method == "POST"}
+    assert posts == set(POST_BODIES), f"POST routes without bodies to fuzz: {posts - set(POST_BODIES)}"
+    wrong, refused = [], 0
+    for route, (token, headers, goods) in POST_BODIES.items():
+        path = route.replace("{operator_id}", quote("SIP/7001", safe=""))
+        for good in goods:
+            for field, bad, raw in _bodies(good):
+                status, payload, _ = send(worker.url, "POST", path, {}, token, raw, headers)
+                where = f"{route} {field}={bad[:40]} -> {status} {payload[:160]!r}"
+                if status >= 500 and not (status == 503 and route.startswith("/driver/")):
+                    wrong.append(where)
+                    continue
+                if status >= 400:
+                    refused += 1
+                    error = orjson.loads(payload)["error"]
+                    if not (error["code"] and error["message"]):
+                        wrong.append(where)
+                    elif status == 400 and field != "(extra)" and field not in error["message"] and not (
+                            bad.startswith(("NaN", "Infinity", "-Infinity", "1e999", "[[")) or "JSON" in error["message"]):
+                        wrong.append(where + " (the message does not name the field)")
+                elif bad in ("true", "false") and isinstance(good[field], (int, float)) and not isinstance(
+                        good[field], bool):
+                    wrong.append(where + " (a boolean taken for a number)")
+    assert wrong == [], "\n".join(wrong[:40])
+    assert refused > 500  # most of them are bad indeed
+    assert http_get(worker.url + "/health", timeout=2)[0] == 200
