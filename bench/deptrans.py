@@ -163,7 +163,7 @@ def _prepare(broker: Broker, deployment: Deployment, drivers: int, moscow_share:
     moscow_every = max(1, round(1 / moscow_share))
     produce(broker.bootstrap, deployment.topic("driver-profiles"), [_profile(n) for n in range(drivers)])
     produce(broker.bootstrap, deployment.topic("driver-positions"),
-            [_position(n, time.time() + 3600, n % moscow_every == 0) for n in range(drivers)])  # valid for the run
+            [_position(n, time.time(), n % moscow_every == 0) for n in range(drivers)])  # valid 600 s: the run
 
 
 @contextmanager
