@@ -2,7 +2,7 @@
 
     qapp-events --route_qapp_events--> cc-events (call events in the call's partition,
                                                   operator events in the agent's)
-    cc-events --track_calls_and_operators--> call-status, operator-status, cc-queues
+    cc-events --track_calls_and_operators--> call-status, operator-status, operator-activity, cc-queues
     cc-queues (queue's partition) --track_queues--> queue-status, queue-metrics
 
 Two hops, each carrying one envelope per batch and partition (app/batching.py). A stage
@@ -46,7 +46,7 @@ from tables.callcenter.store import (
     topics,
     windows_table,
 )
-from tables.callcenter.views import call_view, operator_view, queue_status_view, status_is_news
+from tables.callcenter.views import activity_record, call_view, operator_view, queue_status_view, status_is_news
 from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key, window_start
 
 __all__ = [
@@ -177,6 +177,10 @@ class CallsAndOperators:
                 metrics.staleness_resets.labels("operator_offline").inc()
         if outcome.changed or not isinstance(message, OperatorSwept):
             self.operators_to_publish.add(agent)  # published again even unchanged (see `_call`)
+        if outcome.activity:
+            key = agent.encode()
+            for fact in outcome.activity:  # events, in order: each said again on a replay
+                self.outbox.record(topics.operator_activity, key, codec.dumps(activity_record(fact)))
         for change in outcome.members:  # the queue keeps only an operator's latest view
             self.outbox.to_partition(topics.cc_queues, key_partition(change.queue), change, ("m", change.queue, change.agent))
         for swept in outcome.swept_calls:

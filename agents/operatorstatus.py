@@ -1,8 +1,9 @@
 """Operator status stream (seed 003): CRM statuses, the Asterisk pause they imply, SIP endpoints.
 
-    operator-commands, sip-registrations, operator-status (the call center's telephony view)
+    operator-commands, sip-registrations, operator-activity (the call center's account of
+    what each operator did: signed in or out, calls answered and ended)
         --route_*--> os-events (each input in its operator's partition)
-    os-events --track_operator_status--> tables os-crm, os-telephony;
+    os-events --track_operator_status--> table os-crm;
                                          operator-crm-status (compacted: the CRM status)
     after each batch's outputs are sent: the pause each change implies --> AsteriskSync (AMI)
 
@@ -19,6 +20,7 @@ import asyncio
 import logging
 import random
 import time
+from dataclasses import replace
 from typing import Any, Callable, Optional, cast
 
 import faust
@@ -29,25 +31,29 @@ from app.ami import AmiClient, AmiError, AmiRefused
 from app.batching import BatchedTable, Outbox
 from app.main import app
 from app.stages import checked_route, key_partition, process_envelopes
+from tables.operatorstatus.identity import member_added
 from tables.operatorstatus.records import (
     MalformedRecord,
+    parse_activity,
     parse_command,
     parse_registration,
-    parse_telephony,
     registration_record,
 )
 from tables.operatorstatus.status import (
+    CallAnswered,
+    CallFinished,
     EndpointRegistered,
     EndpointUnregistered,
+    LoggedIn,
+    LoggedOut,
     OperatorCrm,
     OperatorInput,
     PauseRequest,
     StatusRequested,
     apply_operator_input,
 )
-from tables.operatorstatus.store import counters, crm_table, operator_status, telephony_table, topics
+from tables.operatorstatus.store import counters, crm_table, identities, operator_status, topics
 from tables.operatorstatus.sync import MemberPause, endpoint_registration, pause_repairs
-from tables.operatorstatus.telephony import TelephonyObserved, TelephonySeen, telephony_inputs
 from tables.operatorstatus.views import crm_record
 
 __all__ = ["AsteriskSync", "OperatorStatusStage", "asterisk_sync", "track_operator_status"]
@@ -63,14 +69,24 @@ def _route(topic: faust.TopicT, parse: Callable[[Optional[bytes]], Any], name: s
                   lambda checked: checked.operator, ROUTE_BATCH)
 
 
-_route(topics.operator_commands, parse_command, operator_status.topic_operator_commands)
-_route(topics.sip_registrations, parse_registration, operator_status.topic_sip_registrations)
-_route(topics.operator_status, parse_telephony, operator_status.topic_operator_status)
+def _by_name(parse: Callable[[Optional[bytes]], Any]) -> Callable[[Optional[bytes]], Any]:
+    """Inputs written by others may name the operator by its interface: the operator's id is its member name."""
+    def parsed(value: Optional[bytes]) -> Any:
+        event = parse(value)
+        operator = identities.operator_of(event.operator)
+        return event if operator == event.operator else replace(event, operator=operator)
+    return parsed
+
+
+_route(topics.operator_commands, _by_name(parse_command), operator_status.topic_operator_commands)
+_route(topics.sip_registrations, _by_name(parse_registration), operator_status.topic_sip_registrations)
+_route(topics.operator_activity, parse_activity, operator_status.topic_operator_activity)  # by name already
 
 
 # --- the stage -------------------------------------------------------------------------------------
 
-_CAUSES = {StatusRequested: "manual", EndpointRegistered: "endpoint", EndpointUnregistered: "endpoint"}
+_CAUSES = {StatusRequested: "manual", EndpointRegistered: "endpoint", EndpointUnregistered: "endpoint",
+           CallAnswered: "telephony", CallFinished: "telephony", LoggedIn: "telephony", LoggedOut: "telephony"}
 
 
 class _OutboxThenPauses(Outbox):
@@ -93,12 +109,11 @@ class OperatorStatusStage:
     """One envelope of partition `partition` of os-events: its inputs applied to the CRM states
     of that partition; the operators they concern published on operator-crm-status."""
 
-    def __init__(self, partition: int, crm: Any = crm_table, telephony: Any = telephony_table,
-                 outbox: Optional[Outbox] = None, pauses: Optional[Callable[[list[PauseRequest]], None]] = None) -> None:
-        """The tables, the outbox and the pause sink are the worker's; tests pass their own."""
+    def __init__(self, partition: int, crm: Any = crm_table, outbox: Optional[Outbox] = None,
+                 pauses: Optional[Callable[[list[PauseRequest]], None]] = None) -> None:
+        """The table, the outbox and the pause sink are the worker's; tests pass their own."""
         self.partition = partition
         self.crm: BatchedTable[OperatorCrm] = BatchedTable(crm)
-        self.telephony: BatchedTable[TelephonySeen] = BatchedTable(telephony)
         self.outbox = outbox or _OutboxThenPauses(app, pauses or asterisk_sync.tell)
         self.to_publish: set[str] = set()
         self.pauses: dict[str, PauseRequest] = {}  # the newest per operator
@@ -108,21 +123,10 @@ class OperatorStatusStage:
             self.apply(message)
 
     def apply(self, message: Any) -> None:
-        if isinstance(message, TelephonyObserved):
-            before = self.telephony.get(message.operator)
-            seen, inputs = telephony_inputs(before, message)
-            if seen is not before:
-                self.telephony.put(message.operator, seen)
-            for derived in inputs:
-                self._apply(derived, "telephony")
-            if not inputs and before is not None and before.at == message.at and self.crm.get(message.operator):
-                # the newest view again: a replay after a refused output (app/delivery.py)
-                # may find its state stored and its record never sent
-                self.to_publish.add(message.operator)
-        elif isinstance(message, (StatusRequested, EndpointRegistered, EndpointUnregistered)):
-            self._apply(message, _CAUSES[type(message)])
-        else:  # pragma: no cover - the codec admits only the registered types
+        cause = _CAUSES.get(type(message))
+        if cause is None:  # pragma: no cover - the codec admits only the registered types
             raise TypeError(f"not an operator-status message: {message!r}")
+        self._apply(message, cause)
 
     def _apply(self, event: OperatorInput, cause: str) -> None:
         before = self.crm.get(event.operator)
@@ -151,7 +155,6 @@ class OperatorStatusStage:
                 self.outbox.pauses.extend(self.pauses.values())
             self.pauses.clear()
         self.crm.flush()
-        self.telephony.flush()
 
 
 @app.agent(topics.os_events, concurrency=1)
@@ -224,9 +227,11 @@ class AsteriskSync(Service):
     async def _send(self, key: tuple[str, Optional[str]], pause: PauseRequest) -> Optional[float]:
         """Send one pause; None when done with it, else the wait before trying again."""
         assert self.client is not None
-        operator = pause.operator if pause.queue is None else f"{pause.operator} in {pause.queue}"
+        interface = identities.interface_of(pause.operator)
+        operator = pause.operator if interface == pause.operator else f"{pause.operator} ({interface})"
+        operator = operator if pause.queue is None else f"{operator} in {pause.queue}"
         try:
-            await self.client.queue_pause(pause.operator, pause.paused, pause.queue, pause.reason)
+            await self.client.queue_pause(interface, pause.paused, pause.queue, pause.reason)
         except AmiRefused as exc:
             counters.pause_syncs.labels("refused").inc()
             log.warning("Asterisk refused to %s %s: %s", "pause" if pause.paused else "unpause", operator, exc)
@@ -248,21 +253,26 @@ class AsteriskSync(Service):
 
     @Service.task
     async def _reconcile(self) -> None:
+        """QueueStatus as soon as Asterisk answers (who is who: the names' interfaces), then every AMI_RECONCILE_S."""
         while not self.should_stop:
+            if self.client is None or not await self.client.wait_connected(operator_status.ami_reconcile_s):
+                await self.sleep(1.0)
+                continue
+            try:
+                await self.reconcile()
+            except AmiError as exc:
+                if not self.should_stop:  # stopping fails what is in flight: no news
+                    log.warning("Reconciliation with Asterisk failed: %s", exc)
             await self.sleep(operator_status.ami_reconcile_s)
-            if self.client is not None and self.client.connected:
-                try:
-                    await self.reconcile()
-                except AmiError as exc:
-                    if not self.should_stop:  # stopping fails what is in flight: no news
-                        log.warning("Reconciliation with Asterisk failed: %s", exc)
 
     async def reconcile(self) -> list[PauseRequest]:
-        """Repair the drift between Asterisk's pauses and the CRM states this worker owns."""
+        """Learn who is who from Asterisk's QueueStatus, and repair the drift between its
+        pauses and the CRM states this worker owns."""
         assert self.client is not None
+        answer = await self.client.queue_status()
+        identities.learn((m.name, m.interface, m.state_interface) for m in answer)
         owned = _owned_partitions()
-        members = [MemberPause(m.queue, m.interface, m.paused) for m in await self.client.queue_status()
-                   if key_partition(m.interface) in owned]
+        members = [MemberPause(m.queue, m.name, m.paused) for m in answer if key_partition(m.name) in owned]
         repairs = pause_repairs(members, crm_table.get)
         for repair in repairs:
             counters.repairs.labels(str(repair.paused).lower()).inc()
@@ -275,14 +285,22 @@ class AsteriskSync(Service):
         return repairs
 
     def _heard(self, event: dict[str, str]) -> None:
-        """An AMI event: an endpoint's registration becomes a `sip-registrations` record,
-        sent by the worker that owns the operator (every worker hears every event)."""
+        """An AMI event: a member added tells who is who; an endpoint's registration becomes a
+        `sip-registrations` record of its operator, sent by the worker that owns the operator
+        (every worker hears every event)."""
+        member = member_added(event)
+        if member is not None:
+            identities.learn((member,))
+            return
         registration = endpoint_registration(event)
-        if registration is None or key_partition(registration.operator) not in _owned_partitions():
+        if registration is None:
+            return
+        operator = identities.operator_of(registration.endpoint)
+        if key_partition(operator) not in _owned_partitions():
             return
         counters.registrations_heard.labels(str(registration.registered).lower()).inc()
-        value = registration_record(registration.operator, registration.endpoint, registration.registered, time.time())
-        asyncio.ensure_future(self._send_registration(registration.operator, value))
+        value = registration_record(operator, registration.endpoint, registration.registered, time.time())
+        asyncio.ensure_future(self._send_registration(operator, value))
 
     async def _send_registration(self, operator: str, value: bytes) -> None:
         try:

@@ -150,6 +150,7 @@ class QueueMember:
     paused: bool
     paused_reason: str
     in_call: bool
+    state_interface: str = ""  # the device whose state says the member's (Local/ members: their phone)
 
 
 def queue_member_from_event(event: Mapping[str, str]) -> QueueMember:
@@ -162,6 +163,7 @@ def queue_member_from_event(event: Mapping[str, str]) -> QueueMember:
         paused=event.get("Paused", "0") == "1",
         paused_reason=event.get("PausedReason", ""),
         in_call=event.get("InCall", "0") == "1",
+        state_interface=event.get("StateInterface", ""),
     )
 
 

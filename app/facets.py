@@ -1,5 +1,9 @@
 """Fields one domain adds to another's answers, without either importing the other.
 
+Names too: an operator's id is the queue member's name, and the operator-status domain
+knows each one's Asterisk interface (`PJSIP/1001` for `Alice`); a domain that resolves
+other names of an operator registers a resolver, and `GET /operators/{id}` takes either.
+
 `GET /operators…` is the call center's answer, and it shows the CRM status of the
 operator-status domain beside the telephony state (SPEC.md). Neither domain imports the
 other: the one that adds fields registers an `OperatorFacet` here, the one that answers
@@ -10,9 +14,10 @@ co-partitioned topics together).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Protocol
+from typing import Any, Callable, Iterable, Optional, Protocol
 
-__all__ = ["OperatorFacet", "operator_extras", "operator_facets", "operators_known_to_facets", "register_operator_facet"]
+__all__ = ["OperatorFacet", "operator_extras", "operator_facets", "operator_named", "operators_known_to_facets",
+           "register_operator_facet", "register_operator_names"]
 
 
 class OperatorFacet(Protocol):
@@ -42,3 +47,17 @@ def operator_extras(operator: str, now: float) -> Optional[dict[str, Any]]:
 
 def operators_known_to_facets() -> set[str]:
     return {operator for facet in operator_facets for operator in facet.operators()}
+
+
+operator_name_resolvers: list[Callable[[str], str]] = []
+
+
+def register_operator_names(resolve: Callable[[str], str]) -> None:
+    """`resolve` answers the operator id another name of it stands for (or the name itself)."""
+    operator_name_resolvers.append(resolve)
+
+
+def operator_named(name: str) -> str:
+    for resolve in operator_name_resolvers:
+        name = resolve(name)
+    return name

@@ -175,7 +175,10 @@ class AmiDouble:
         self, queue: str, interface: str, paused: bool = False, reason: str = "", name: Optional[str] = None
     ) -> Member:
         member = Member(queue, interface, name or interface, paused, reason if paused else "")
+        added = interface not in self.queues.get(queue, {})
         self.queues.setdefault(queue, {})[interface] = member
+        if added:  # as app_queue tells when a member joins (AddQueueMember, the dialplan, a reload)
+            self.emit({"Event": "QueueMemberAdded", "Privilege": "agent,all", **_member_fields(member, "Interface")})
         return member
 
     def remove_member(self, queue: str, interface: str) -> bool:
@@ -307,15 +310,16 @@ class AmiDouble:
                           "Weight": "0", **action_id})
             items += 1
             for member in members:
-                session.send({"Event": "QueueMember", **_member_fields(member, "Location"), **action_id})
+                session.send({"Event": "QueueMember", **_member_fields(member, "Location", "Name"), **action_id})
                 items += 1
         session.send({"Event": "QueueStatusComplete", **action_id, "EventList": "Complete", "ListItems": str(items)})
 
 
-def _member_fields(member: Member, interface_key: str) -> dict[str, str]:
-    """A member as Asterisk describes it: `Location` in QueueStatus, `Interface` in QueueMemberPause."""
+def _member_fields(member: Member, interface_key: str, name_key: str = "MemberName") -> dict[str, str]:
+    """A member as Asterisk (12+) describes it: `Name` and `Location` in QueueStatus's
+    QueueMember, `MemberName` and `Interface` in QueueMemberAdded and QueueMemberPause."""
     return {
-        "Queue": member.queue, "MemberName": member.name, interface_key: member.interface,
+        "Queue": member.queue, name_key: member.name, interface_key: member.interface,
         "StateInterface": member.interface, "Membership": "dynamic", "Penalty": "0",
         "CallsTaken": str(member.calls_taken), "LastCall": "0", "LastPause": str(member.last_pause),
         "LoginTime": "0", "InCall": "1" if member.in_call else "0",

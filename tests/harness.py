@@ -239,8 +239,9 @@ class Deployment:
             COMMIT_INTERVAL_S="0.5",
             PYTHONUNBUFFERED="1",
         )
-        for public in ("qapp_events", "call_status", "operator_status", "queue_status", "queue_metrics", "dead_letters",
-                       "ivr_commands", "ivr_routing_rules", "operator_commands", "sip_registrations",
+        for public in ("qapp_events", "call_status", "operator_status", "operator_activity", "queue_status",
+                       "queue_metrics", "dead_letters", "ivr_commands", "ivr_routing_rules", "operator_commands",
+                       "sip_registrations",
                        "operator_crm_status", "contractor_status", "driver_positions", "driver_profiles",
                        "deptrans_profiles", "deptrans_session_statuses"):
             env[f"TOPIC_{public.upper()}"] = self.topic(public.replace("_", "-"))

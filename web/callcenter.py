@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from faust import web
 
-from app.facets import operator_extras, operators_known_to_facets
+from app.facets import operator_extras, operator_named, operators_known_to_facets
 from app.main import app, settings
 from tables.callcenter.operators import OperatorState
 from tables.callcenter.queues import QueueState, live_counts, oldest_waiting, with_longest_wait
@@ -201,7 +201,8 @@ class Operator(ApiView):
     roles = ("manager", "operator", WORKER)  # WORKER: the read forwarded to the owner
 
     async def get(self, request: web.Request, operator_id: str) -> web.Response:
-        operator_id = operator_aliases.canonical(identifier(operator_id, "operator_id"))  # any of its names
+        # any of its names: its aliases (OPERATOR_ALIASES), its Asterisk interface
+        operator_id = operator_aliases.canonical(operator_named(identifier(operator_id, "operator_id")))
 
         async def local():
             now = time.time()

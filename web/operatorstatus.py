@@ -8,7 +8,8 @@
   `operator-crm-status` from its end (no consumer group: every worker reads everything)
   and pushes each record to its own clients as `{"type": "operator_status", "operator": {…}}`.
 - `GET /operators…` (web/callcenter.py) shows the CRM fields beside the telephony state:
-  this module registers the facet that reads them (app/facets.py).
+  this module registers the facet that reads them (app/facets.py), and the resolver that
+  takes an operator's Asterisk interface for its name (tables/operatorstatus/identity.py).
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from aiohttp import web as aioweb
 from faust import web
 from mode import Service
 
-from app.facets import register_operator_facet
+from app.facets import register_operator_facet, register_operator_names
 from app.feeds import partitions_of
 from app.main import app, settings
 from tables.operatorstatus.records import Reason, command_record
 from tables.operatorstatus.status import CrmStatus
-from tables.operatorstatus.store import crm_table, topics
+from tables.operatorstatus.store import crm_table, identities, topics
 from tables.operatorstatus.views import crm_fields
 from web.common import ApiError, ApiView, authorize, send_command
 from web.params import Body, body, identifier
@@ -51,7 +52,7 @@ class OperatorStatusView(ApiView):
     roles = ROLES
 
     async def post(self, request: web.Request, operator_id: str) -> web.Response:
-        operator = identifier(operator_id, "operator_id")
+        operator = identities.operator_of(identifier(operator_id, "operator_id"))  # its name or its interface
         asked = await body(request, StatusBody)
         role = authorize(request, self.roles)
         now = time.time()
@@ -76,6 +77,7 @@ class CrmFacet:
 
 
 register_operator_facet(CrmFacet())
+register_operator_names(identities.operator_of)  # GET /operators/{id} takes an operator's interface too
 
 
 # --- the push ------------------------------------------------------------------------------------------

@@ -6,6 +6,14 @@ changed (logged in? paused? on a call?), which the queue stage counts.
 Events of one operator are expected in order, but the rule tolerates reordering
 between calls (a COMPLETE before its CONNECT) and loss (a PAUSE for a queue whose
 ADDMEMBER was lost makes the operator a member).
+
+It also says what the operator did, as events (`OperatorActivity`, on `operator-activity`):
+signed in (a member of a queue) or out, a call answered, a call ended (by its own
+COMPLETE* or TRANSFER: `confirmed`, counted in `calls_today`; or proven over by other
+evidence). A snapshot of the operator may stand for several of them at once (a batch);
+these events never do. An event the rule has seen already (a replay after a crash, a
+duplicate) says again what it stood for, so that a consumer that missed it hears it; the
+consumer takes each call once (by its id).
 """
 
 from __future__ import annotations
@@ -28,9 +36,9 @@ from tables.callcenter.events import (
 )
 
 __all__ = [
-    "AVAILABLE", "CurrentCall", "MemberChange", "Membership", "OFFLINE", "ON_CALL", "OperatorEvent",
-    "OperatorOutcome", "OperatorState", "OperatorSwept", "PAUSED", "STATES", "TelephonyState",
-    "apply_operator_event", "day_of", "member_views", "needs_sweep", "telephony_state", "time_in_state_today",
+    "AVAILABLE", "Activity", "CurrentCall", "MemberChange", "Membership", "OFFLINE", "ON_CALL", "OperatorEvent",
+    "OperatorActivity", "OperatorOutcome", "OperatorState", "OperatorSwept", "PAUSED", "STATES", "TelephonyState",
+    "apply_operator_event", "day_of", "member_views", "signed_in", "needs_sweep", "telephony_state", "time_in_state_today",
 ]
 
 
@@ -45,7 +53,8 @@ class TelephonyState(StrEnum):
 
 OFFLINE, AVAILABLE, PAUSED, ON_CALL = TelephonyState
 STATES = tuple(TelephonyState)
-_RECENT_ENDED = 16  # calls ended lately, so a late CONNECT of one is not taken for a new call
+_RECENT_ENDED = 16  # calls ended lately, whatever their day, so a late CONNECT of one is not taken for a new call
+ENDED_KEPT = 2000  # calls ended on the latest day are all remembered, up to this many
 
 OperatorEvent = MemberAdded | MemberRemoved | MemberPaused | AgentLoggedIn | CallConnected | CallCompleted | CallTransferred
 
@@ -91,7 +100,7 @@ class OperatorState:
     removed: dict[str, float] = field(default_factory=dict)  # queue -> its REMOVEMEMBER not yet undone by an ADDMEMBER
     agent_logged_in: bool = True  # chan_agent AGENTLOGOFF makes every membership idle
     agent_login_since: float = 0.0
-    ended_calls: tuple[tuple[str, float], ...] = ()  # (call id, end time) of the latest calls
+    ended_calls: tuple[tuple[str, float], ...] = ()  # (call id, end time): all of the latest day, a few more
     # calls ended by evidence (`CallEndInferred`) whose own end has not arrived: when it does,
     # it still counts in today's tally
     unconfirmed_ends: tuple[str, ...] = ()
@@ -133,6 +142,30 @@ class MemberChange:
     on_call: bool
 
 
+class Activity(StrEnum):
+    """What an operator did, as `operator-activity` says (its `event`)."""
+
+    SIGNED_IN = "signed_in"  # a member of a queue (and logged in as an agent), where it was in none
+    SIGNED_OUT = "signed_out"  # a member of no queue any more, or logged off
+    CALL_ANSWERED = "call_answered"
+    CALL_ENDED = "call_ended"
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorActivity:
+    """One thing an operator did, at `time` (the event's own time)."""
+
+    agent: str
+    kind: Activity
+    time: float
+    callid: Optional[str] = None
+    queue: Optional[str] = None
+    talk_s: Optional[float] = None  # a call's end: its talk time (COMPLETE*'s calltime, else since its answer)
+    # a call's end: told by its own COMPLETE* or TRANSFER (counted in calls_today), not only
+    # proven by other evidence (another call answered, the queues left, the sweep)
+    confirmed: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class OperatorOutcome:
     operator: OperatorState
@@ -140,6 +173,7 @@ class OperatorOutcome:
     swept_calls: tuple[CallSwept, ...] = ()
     inferred_ends: tuple[CallEndInferred, ...] = ()  # calls this event proved over (their ends lost)
     changed: bool = True
+    activity: tuple[OperatorActivity, ...] = ()  # what the operator did, as events, in order
 
 
 def apply_operator_event(op: Optional[OperatorState], event: OperatorEvent | OperatorSwept,
@@ -150,18 +184,75 @@ def apply_operator_event(op: Optional[OperatorState], event: OperatorEvent | Ope
     inferred: tuple[CallEndInferred, ...] = ()
     if isinstance(event, OperatorSwept):
         after, swept = _sweep(before, event)
+        applied = after is not before
     else:
         after, swept = _apply(before, event), ()
+        applied = after is not before
         after, inferred = _end_proven_calls(after, max_calls)
     now = max(event.time, before.last_time)
     after = _settle(before, replace(after, last_time=now) if not isinstance(event, OperatorSwept) else after, now)
     changes = _member_changes(before, after, now)
     if after == before and isinstance(event, OperatorSwept):
         return OperatorOutcome(after, changed=False)
-    if after == before:
-        # nothing new: a duplicate or replay. Say again what queues should know (idempotent).
-        return OperatorOutcome(after, member_views(after), changed=False)
-    return OperatorOutcome(after, changes, swept, inferred)
+    if after == before or not applied and not inferred:
+        # nothing new (a duplicate or replay; at most a later time): say again what queues,
+        # and whoever follows the operator's activity, should know (idempotent)
+        return OperatorOutcome(after, member_views(after) if after == before else changes, changed=after != before,
+                               activity=_told_again(after, event))
+    return OperatorOutcome(after, changes, swept, inferred, activity=_activity(before, after, event, swept, inferred, now))
+
+
+def signed_in(op: OperatorState) -> bool:
+    """A member of a queue, and logged in as an agent (where chan_agent is used)."""
+    return bool(op.queues) and op.agent_logged_in
+
+
+def _activity(before: OperatorState, after: OperatorState, event: OperatorEvent | OperatorSwept,
+              swept: tuple[CallSwept, ...], inferred: tuple[CallEndInferred, ...], now: float) -> tuple[OperatorActivity, ...]:
+    """What `event` (applied: the state changed) says the operator did: signed in first,
+    then the calls' answers and ends in their time order (an end before an answer of the
+    same second: the call superseded), signed out last."""
+    agent = after.agent
+    out: list[OperatorActivity] = []
+    if signed_in(after) and not signed_in(before):
+        out.append(OperatorActivity(agent, Activity.SIGNED_IN, now))
+    calls: list[tuple[float, int, OperatorActivity]] = []
+    if isinstance(event, CallConnected) and event.callid in after.calls:
+        calls.append((event.time, 1, OperatorActivity(agent, Activity.CALL_ANSWERED, event.time, event.callid, event.queue)))
+    elif isinstance(event, (CallCompleted, CallTransferred)):
+        calls.append((event.time, 0, _ended(agent, event)))
+    every_call = dict(before.calls)  # the calls that may have ended, with their answers
+    if isinstance(event, CallConnected):
+        every_call[event.callid] = CurrentCall(event.callid, event.queue, event.time)
+    gone_calls: tuple[CallSwept | CallEndInferred, ...] = (*swept, *inferred)
+    for gone in gone_calls:
+        call = every_call.get(gone.callid)
+        talk = None if call is None else round(max(0.0, gone.time - call.since), 3)
+        calls.append((gone.time, 0, OperatorActivity(agent, Activity.CALL_ENDED, gone.time, gone.callid, gone.queue, talk)))
+    out += [fact for _, _, fact in sorted(calls, key=lambda c: (c[0], c[1]))]
+    if signed_in(before) and not signed_in(after):
+        out.append(OperatorActivity(agent, Activity.SIGNED_OUT, now))
+    return tuple(out)
+
+
+def _ended(agent: str, event: CallCompleted | CallTransferred) -> OperatorActivity:
+    return OperatorActivity(agent, Activity.CALL_ENDED, event.time, event.callid, event.queue, event.calltime_s,
+                            confirmed=True)
+
+
+def _told_again(op: OperatorState, event: OperatorEvent | OperatorSwept) -> tuple[OperatorActivity, ...]:
+    """What an event the rule had seen already stood for, as far as it is still true (at the
+    event's own time: a consumer that heard later news takes it for old)."""
+    if isinstance(event, CallConnected) and event.callid in op.calls:
+        return (OperatorActivity(op.agent, Activity.CALL_ANSWERED, event.time, event.callid, event.queue),)
+    if isinstance(event, (CallCompleted, CallTransferred)) and event.callid not in op.unconfirmed_ends \
+            and any(c == event.callid for c, _ in op.ended_calls):
+        return (_ended(op.agent, event),)
+    if isinstance(event, (MemberAdded, MemberRemoved, AgentLoggedIn)):
+        joins = isinstance(event, MemberAdded) or (isinstance(event, AgentLoggedIn) and event.logged_in)
+        if joins == signed_in(op):
+            return (OperatorActivity(op.agent, Activity.SIGNED_IN if joins else Activity.SIGNED_OUT, event.time),)
+    return ()
 
 
 def _end_proven_calls(op: OperatorState, max_calls: int) -> tuple[OperatorState, tuple[CallEndInferred, ...]]:
@@ -192,7 +283,7 @@ def _end_proven_calls(op: OperatorState, max_calls: int) -> tuple[OperatorState,
     return replace(
         op,
         calls={c: v for c, v in op.calls.items() if c not in gone},
-        ended_calls=(*op.ended_calls, *((e.callid, e.time) for e in ended))[-_RECENT_ENDED:],
+        ended_calls=_remembered((*op.ended_calls, *((e.callid, e.time) for e in ended))),
         unconfirmed_ends=(*op.unconfirmed_ends, *(e.callid for e in ended))[-_RECENT_ENDED:],
     ), tuple(ended)
 
@@ -276,7 +367,7 @@ def _apply(op: OperatorState, event: OperatorEvent) -> OperatorState:
             return op  # a current call always ends, however late its end arrives
         calls = {c: v for c, v in op.calls.items() if c != event.callid}
         ended = op.ended_calls if any(c == event.callid for c, _ in op.ended_calls) else \
-            (*op.ended_calls, (event.callid, event.time))[-_RECENT_ENDED:]
+            _remembered((*op.ended_calls, (event.callid, event.time)))
         if op.day and day_of(event.time) < op.day:
             return replace(op, calls=calls, ended_calls=ended)  # yesterday's call: not today's tally
         op = _roll_day(op, event.time)
@@ -303,23 +394,38 @@ def _left_after(op: OperatorState, queue: str, time: float, inclusive: bool = Fa
 
 
 def _ended_already(op: OperatorState, callid: str, time: float) -> bool:
-    """The call ended before, or is older than every call remembered as ended (a replay)."""
+    """The call ended before, or is of an earlier day and older than every call remembered as ended (a replay)."""
     if any(c == callid for c, _ in op.ended_calls):
         return True
-    return len(op.ended_calls) >= _RECENT_ENDED and time < min(t for _, t in op.ended_calls)
+    if len(op.ended_calls) < _RECENT_ENDED:
+        return False
+    # every call of the latest day is remembered: one of it not there is news, in whatever
+    # order the day's calls come (their lines are keyed by call: a backlog mixes them)
+    return time < _midnight(max(t for _, t in op.ended_calls)) and time < min(t for _, t in op.ended_calls)
+
+
+def _remembered(ended: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+    """The ended calls an operator remembers: every one of the latest day (a replay of the
+    day, in whatever order its calls come, counts none again; a day's tally counts only
+    that day's calls) and the latest few of any day (a late CONNECT around midnight)."""
+    if len(ended) <= _RECENT_ENDED:
+        return ended
+    midnight = _midnight(max(t for _, t in ended))
+    latest = len(ended) - _RECENT_ENDED
+    return tuple(e for i, e in enumerate(ended) if i >= latest or e[1] >= midnight)[-ENDED_KEPT:]
 
 
 def _sweep(op: OperatorState, sweep: OperatorSwept) -> tuple[OperatorState, tuple[CallSwept, ...]]:
     if op.state != OFFLINE and sweep.time - op.last_time > sweep.idle_timeout_s:
         swept = tuple(CallSwept(sweep.time, c.callid, c.queue, CLOSED) for c in op.calls.values())
         left = {**op.left, **{q: sweep.time for q in op.queues}}
-        ended = (*op.ended_calls, *((c.callid, sweep.time) for c in op.calls.values()))[-_RECENT_ENDED:]
+        ended = _remembered((*op.ended_calls, *((c.callid, sweep.time) for c in op.calls.values())))
         return replace(op, queues={}, calls={}, left=left, ended_calls=ended, idle_resets=op.idle_resets + 1), swept
     stale = [c for c in op.calls.values() if sweep.time - c.since > sweep.talk_timeout_s]
     if not stale:
         return op, ()
     calls = {c: v for c, v in op.calls.items() if v not in stale}
-    ended = (*op.ended_calls, *((c.callid, sweep.time) for c in stale))[-_RECENT_ENDED:]
+    ended = _remembered((*op.ended_calls, *((c.callid, sweep.time) for c in stale)))
     return replace(op, calls=calls, ended_calls=ended), tuple(CallSwept(sweep.time, c.callid, c.queue, CLOSED) for c in stale)
 
 

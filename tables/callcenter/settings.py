@@ -40,6 +40,7 @@ class CallCenterSettings(DomainSettings):
     # output topic names (defaults per SPEC.md); the input is `TOPIC_QAPP_EVENTS` (app settings)
     topic_call_status: str = "call-status"
     topic_operator_status: str = "operator-status"
+    topic_operator_activity: str = "operator-activity"  # what each operator did, as events (the CRM reads it)
     topic_queue_status: str = "queue-status"
     topic_queue_metrics: str = "queue-metrics"
 

@@ -39,6 +39,7 @@ class CallCenterTopics:
     qapp_events: faust.TopicT  # input: Asterisk queue_log records
     call_status: faust.TopicT  # compacted, by call id
     operator_status: faust.TopicT  # compacted, by agent
+    operator_activity: faust.TopicT  # events, by agent: signed in or out, calls answered and ended
     queue_status: faust.TopicT  # compacted, by queue
     queue_metrics: faust.TopicT  # one record per queue and closed window
     cc_events: faust.TopicT  # internal: call events in the call's partition, operator events in the agent's
@@ -52,6 +53,7 @@ def _declare() -> CallCenterTopics:
         qapp_events=declare_topic(app, s, s.topic_qapp_events),
         call_status=declare_topic(app, s, cc_settings.topic_call_status, compacted=True),
         operator_status=declare_topic(app, s, cc_settings.topic_operator_status, compacted=True),
+        operator_activity=declare_topic(app, s, cc_settings.topic_operator_activity, retention_s=WEEK_S),
         queue_status=declare_topic(app, s, cc_settings.topic_queue_status, compacted=True),
         queue_metrics=declare_topic(app, s, cc_settings.topic_queue_metrics, retention_s=WEEK_S),
         cc_events=declare_topic(app, s, s.internal_topic("cc-events")),

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 from tables.callcenter.calls import CallState
-from tables.callcenter.operators import OperatorState, day_of, telephony_state, time_in_state_today
+from tables.callcenter.operators import OperatorActivity, OperatorState, day_of, telephony_state, time_in_state_today
 from tables.callcenter.queues import QueueState, live_view
 from tables.callcenter.windows import WindowAgg, merge, metrics_view, window_start
 
 __all__ = [
-    "LAST_MINUTES", "call_view", "operator_view", "queue_status_view", "recent_window_starts", "status_is_news",
-    "window_summary",
+    "LAST_MINUTES", "activity_record", "call_view", "operator_view", "queue_status_view", "recent_window_starts",
+    "status_is_news", "window_summary",
 ]
 
 LAST_MINUTES = 15
@@ -33,6 +33,12 @@ def call_view(call: CallState) -> dict:
     view = call.to_json()
     del view["last_rank"]
     return view
+
+
+def activity_record(fact: OperatorActivity) -> dict:
+    """A record of `operator-activity` (keyed by the operator id)."""
+    return {"operator": fact.agent, "event": str(fact.kind), "time": fact.time, "callid": fact.callid,
+            "queue": fact.queue, "talk_s": fact.talk_s, "confirmed": fact.confirmed}
 
 
 def operator_view(op: OperatorState, now: float) -> dict:

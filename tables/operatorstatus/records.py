@@ -5,27 +5,36 @@ typed messages its rules take. Bad records are `MalformedRecord`s (dead letters,
                        a person set the CRM status (POST /operators/{id}/status writes them)
     sip-registrations  {"operator", "endpoint"?, "registered", "time"}
                        the operator's SIP endpoint registered, or went away
-    operator-status    the call center's telephony view of an operator (its `id`,
-                       `queues`, `current_call`, `calls_today`, `talk_time_today_s`,
-                       `last_event_at`)
+    operator-activity  {"operator", "event", "time", "callid"?, "queue"?, "talk_s"?, "confirmed"?}
+                       what an operator did as the call center saw it (signed in or out,
+                       a call answered or ended), one record per event, in order
 
 Each is keyed by the operator id; the route sends it on in that key's partition.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from app.records import record_model
-from tables.operatorstatus.status import CrmStatus, EndpointRegistered, EndpointUnregistered, StatusRequested
-from tables.operatorstatus.telephony import TelephonyObserved
+from tables.operatorstatus.status import (
+    CallAnswered,
+    CallFinished,
+    CrmStatus,
+    EndpointRegistered,
+    EndpointUnregistered,
+    LoggedIn,
+    LoggedOut,
+    StatusRequested,
+    TelephonyInput,
+)
 
 __all__ = [
     "CommandRecord", "MalformedRecord", "OperatorId", "Reason", "RegistrationRecord", "command_record",
-    "parse_command", "parse_registration", "parse_telephony", "registration_record",
+    "parse_activity", "parse_command", "parse_registration", "registration_record",
 ]
 
 EPOCH_MIN, EPOCH_MAX = 946_684_800.0, 4_102_444_800.0  # 2000..2100
@@ -57,22 +66,27 @@ class RegistrationRecord(_Record):
     time: Epoch
 
 
-class _Call(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    callid: str
-    since: float
+CallId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+_CALL_EVENTS = ("call_answered", "call_ended")
 
 
-class _TelephonyView(BaseModel):
-    """The fields of the call center's operator view the CRM reads (the rest is ignored)."""
+class _Activity(BaseModel):
+    """A record of the call center's `operator-activity` (fields it may add are ignored)."""
 
-    model_config = ConfigDict(extra="ignore")
-    id: OperatorId
-    queues: list[str]
-    current_call: Optional[_Call]
-    calls_today: int = Field(ge=0)
-    talk_time_today_s: float = Field(ge=0, allow_inf_nan=False)
-    last_event_at: float = Field(ge=0, allow_inf_nan=False)
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    operator: OperatorId
+    event: Literal["signed_in", "signed_out", "call_answered", "call_ended"]
+    time: Epoch
+    callid: Optional[CallId] = None
+    queue: Optional[str] = None
+    talk_s: Optional[Annotated[float, Field(ge=0, le=7 * 86400, allow_inf_nan=False)]] = None
+    confirmed: StrictBool = False
+
+    @model_validator(mode="after")
+    def _a_call_event_names_its_call(self) -> "_Activity":
+        if self.event in _CALL_EVENTS and self.callid is None:
+            raise ValueError(f"callid: a {self.event} names its call")
+        return self
 
 
 def parse_command(value: Optional[bytes]) -> StatusRequested:
@@ -86,13 +100,17 @@ def parse_registration(value: Optional[bytes]) -> Union[EndpointRegistered, Endp
     return kind(record.operator, record.time)
 
 
-def parse_telephony(value: Optional[bytes]) -> TelephonyObserved:
-    """The view's transitions-relevant fields. A tombstone is malformed too: the call center
-    never deletes an operator (a record without a value there is someone else's mistake)."""
-    view = record_model(_TelephonyView, value, "operator-status record", MalformedRecord)
-    call = view.current_call
-    return TelephonyObserved(view.id, view.last_event_at, bool(view.queues), None if call is None else call.callid,
-                             None if call is None else call.since, view.calls_today, view.talk_time_today_s)
+def parse_activity(value: Optional[bytes]) -> TelephonyInput:
+    """The event, as the CRM's input. A tombstone is malformed: the topic holds events."""
+    record = record_model(_Activity, value, "operator-activity record", MalformedRecord)
+    if record.event == "signed_in":
+        return LoggedIn(record.operator, record.time)
+    if record.event == "signed_out":
+        return LoggedOut(record.operator, record.time)
+    assert record.callid is not None  # the validator's
+    if record.event == "call_answered":
+        return CallAnswered(record.operator, record.callid, record.time)
+    return CallFinished(record.operator, record.callid, record.time, record.talk_s or 0.0, record.confirmed)
 
 
 def command_record(operator: str, status: CrmStatus, reason: str, at: float, by: str) -> bytes:

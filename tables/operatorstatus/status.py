@@ -9,17 +9,21 @@ applied here first; syncing the pause over AMI is best-effort and never blocks i
 
 What changes the status:
 - a person (`StatusRequested`: the operator or a manager);
-- telephony (`CallAnswered` -> ON_CALL, CRM only; `CallFinished` -> WRAP_UP, counted;
-  `LoggedIn` -> ONLINE and unpaused; `LoggedOut` -> OFFLINE and paused);
+- telephony, the call center's `operator-activity` events (`CallAnswered` -> ON_CALL, CRM
+  only; `CallFinished` -> WRAP_UP, counted when `confirmed` (its own COMPLETE* or
+  TRANSFER), as the call center counts it; `LoggedIn` -> ONLINE and unpaused;
+  `LoggedOut` -> OFFLINE and paused);
 - the SIP endpoint (`EndpointUnregistered` -> OFFLINE, reason `Auto: SIP not registered`;
   `EndpointRegistered` -> ONLINE for an operator first heard of (the softphone's login) or
   set offline automatically, never after a manual status).
 
 Every input carries its time; one older than what the operator's state has seen changes
 nothing (a replay, a late duplicate), except a call's answer or end not yet counted: a
-person's status can overtake the call center's view of a call, and the call still counts
-(the later status stays). Being added to a queue during a call leaves the operator ON_CALL.
-Pure: no clock, no I/O.
+person's status can overtake the call center's report of a call, and the call still counts
+(the later status stays). Each call counts once a day, by its id, however often its end is
+told (a replay of the whole day included); the end of a call other than the current one
+counts and leaves the status alone. Being added to a queue during a call leaves the
+operator ON_CALL. Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -30,10 +34,10 @@ from enum import StrEnum
 from typing import Optional, Union
 
 __all__ = [
-    "AFTER_CALL", "AUTO_PREFIX", "CallAnswered", "CallFinished", "CrmStatus", "EndpointRegistered", "EndpointUnregistered",
-    "LoggedIn", "LoggedOut", "OperatorCrm", "OperatorInput", "OperatorOutcome", "PauseRequest", "SIP_REGISTERED",
-    "SIP_UNREGISTERED", "StatusRequested", "apply_operator_input", "asterisk_paused", "average_handle_time_s",
-    "calls_taken_today", "desired_pause", "time_in_status_today",
+    "AFTER_CALL", "AUTO_PREFIX", "CALLS_REMEMBERED", "SIP_REGISTERED", "SIP_UNREGISTERED", "CallAnswered",
+    "CallFinished", "CrmStatus", "EndpointRegistered", "EndpointUnregistered", "LoggedIn", "LoggedOut", "OperatorCrm",
+    "OperatorInput", "OperatorOutcome", "PauseRequest", "StatusRequested", "TelephonyInput", "apply_operator_input",
+    "asterisk_paused", "average_handle_time_s", "calls_taken_today", "desired_pause", "time_in_status_today",
 ]
 
 
@@ -99,6 +103,7 @@ class CallFinished:
     callid: str
     at: float
     talk_s: float
+    confirmed: bool = True  # its own end event; else proven over by other evidence: not counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +130,7 @@ class EndpointUnregistered:
     at: float
 
 
+TelephonyInput = Union[CallAnswered, CallFinished, LoggedIn, LoggedOut]
 OperatorInput = Union[StatusRequested, CallAnswered, CallFinished, LoggedIn, LoggedOut, EndpointRegistered,
                       EndpointUnregistered]
 
@@ -146,7 +152,7 @@ class OperatorCrm:
     talk_today_s: float = 0.0
     wrap_up_today_s: float = 0.0  # closed WRAP_UP stretches
     current_call: Optional[str] = None
-    counted_calls: tuple[str, ...] = ()  # the latest calls counted (a replayed end counts once)
+    counted_calls: tuple[str, ...] = ()  # the calls counted on `day` (a replayed end counts once)
 
     @classmethod
     def from_json(cls, d: dict) -> "OperatorCrm":
@@ -170,7 +176,7 @@ class OperatorOutcome:
     pause: Optional[PauseRequest] = None
 
 
-_COUNTED_KEPT = 50
+CALLS_REMEMBERED = 1000  # calls an operator's day remembers as counted (one every 86 s, all day)
 
 
 def apply_operator_input(op: Optional[OperatorCrm], event: OperatorInput) -> OperatorOutcome:
@@ -197,11 +203,13 @@ def _apply(op: OperatorCrm, event: OperatorInput) -> OperatorOutcome:
     if isinstance(event, CallFinished):
         if event.callid in op.counted_calls:
             return OperatorOutcome(op, changed=False)
+        if op.current_call not in (None, event.callid):  # another call is on: this one's end counts, no more
+            return _late_call(op, event)
+        if not event.confirmed and op.current_call != event.callid:
+            return OperatorOutcome(op, changed=False)  # nothing to end, nothing to count
         after = _set(op, event.at, CrmStatus.WRAP_UP, AFTER_CALL, pause=False)  # Asterisk's wrapuptime does its own
-        counted = after.operator
-        return replace(after, operator=replace(
-            counted, calls_today=counted.calls_today + 1, talk_today_s=counted.talk_today_s + max(0.0, event.talk_s),
-            current_call=None, counted_calls=(*counted.counted_calls, event.callid)[-_COUNTED_KEPT:]))
+        ended = replace(after.operator, current_call=None)
+        return replace(after, operator=_counted(ended, event) if event.confirmed else ended)
     if isinstance(event, LoggedIn):
         if op.current_call is not None:  # added to a queue during a call: on it still
             return OperatorOutcome(replace(op, last_time=event.at), changed=False)
@@ -225,16 +233,21 @@ def _late_call(op: OperatorCrm, event: Union[CallAnswered, CallFinished]) -> Ope
     path than the call center's view): the call still counts, the later status stays."""
     if event.callid in op.counted_calls:
         return OperatorOutcome(op, changed=False)
+    today = _day(event.at) == op.day  # yesterday's call is not today's tally
     if isinstance(event, CallAnswered):
-        if op.current_call is not None:
+        if op.current_call is not None or not today:
             return OperatorOutcome(op, changed=False)
         return OperatorOutcome(replace(op, current_call=event.callid), changed=True)
-    counted = replace(op, counted_calls=(*op.counted_calls, event.callid)[-_COUNTED_KEPT:],
-                      current_call=None if op.current_call == event.callid else op.current_call)
-    if _day(event.at) == op.day:  # yesterday's call is not today's tally
-        counted = replace(counted, calls_today=counted.calls_today + 1,
-                          talk_today_s=counted.talk_today_s + max(0.0, event.talk_s))
-    return OperatorOutcome(counted, changed=True)
+    ended = replace(op, current_call=None if op.current_call == event.callid else op.current_call)
+    if not event.confirmed or not today:
+        return OperatorOutcome(ended, changed=ended != op)
+    return OperatorOutcome(_counted(ended, event), changed=True)
+
+
+def _counted(op: OperatorCrm, event: CallFinished) -> OperatorCrm:
+    """`op` with the call `event` ended counted in today's tallies."""
+    return replace(op, calls_today=op.calls_today + 1, talk_today_s=op.talk_today_s + max(0.0, event.talk_s),
+                   counted_calls=(*op.counted_calls, event.callid)[-CALLS_REMEMBERED:])
 
 
 def _set(op: OperatorCrm, at: float, status: CrmStatus, reason: str, pause: bool = True) -> OperatorOutcome:
@@ -256,7 +269,7 @@ def _count_until(op: OperatorCrm, at: float) -> OperatorCrm:
         return replace(op, day=day, counted_until=at)
     if op.day != day:
         op = replace(op, day=day, time_in_status_today_s={}, calls_today=0, talk_today_s=0.0, wrap_up_today_s=0.0,
-                     counted_until=max(op.counted_until, _midnight(at)))
+                     counted_calls=(), counted_until=max(op.counted_until, _midnight(at)))
     spent = max(0.0, at - op.counted_until)
     if not spent:
         return op

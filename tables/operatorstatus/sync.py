@@ -4,9 +4,11 @@
   pause differs from what its CRM status implies (the seed's mapping, `asterisk_paused`)
   is paused or unpaused again, in that queue, with the CRM reason. Either direction; an
   operator the CRM does not know, ON_CALL (local to the CRM) and the WRAP_UP after a call
-  (Asterisk's wrapuptime) are left alone (`desired_pause`).
+  (Asterisk's wrapuptime) are left alone (`desired_pause`). A member is its operator by
+  its name (queue_log's agent), reached at its interface.
 - `endpoint_registration`: an AMI event about a SIP endpoint (chan_sip `PeerStatus`,
-  PJSIP `ContactStatus`) as a registration change of the operator of that interface.
+  PJSIP `ContactStatus`) as a registration change of that interface (whose operator the
+  caller names, see identity.py).
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ __all__ = ["MemberPause", "Registration", "endpoint_registration", "pause_repair
 
 @dataclass(frozen=True, slots=True)
 class MemberPause:
-    """One queue member as Asterisk reports it."""
+    """One queue member as Asterisk reports it: `operator` is its name (the operator's id)."""
 
     queue: str
-    interface: str
+    operator: str
     paused: bool
 
 
@@ -38,12 +40,12 @@ class Registration:
 def pause_repairs(members: Iterable[MemberPause], crm_of: Callable[[str], Optional[OperatorCrm]]) -> list[PauseRequest]:
     repairs = []
     for member in members:
-        op = crm_of(member.interface)
+        op = crm_of(member.operator)
         if op is None or op.since is None:
             continue
         wanted = desired_pause(op)
         if wanted is not None and wanted != member.paused:
-            repairs.append(PauseRequest(member.interface, wanted, op.reason or str(op.status), member.queue))
+            repairs.append(PauseRequest(member.operator, wanted, op.reason or str(op.status), member.queue))
     return repairs
 
 

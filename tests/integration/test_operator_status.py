@@ -141,6 +141,32 @@ def test_a_call_is_on_call_in_the_crm_only_and_its_end_is_wrap_up_then_logout_pa
     assert double.pauses("SIP/1003")[-1]["Paused"] == "true"
 
 
+def known_interfaces(worker: Worker) -> float:
+    _, text = http_get(worker.url + "/metrics")
+    line = next((x for x in str(text).splitlines() if x.startswith("switchboard_ami_known_interfaces ")), "x 0")
+    return float(line.split()[1])
+
+
+def test_a_named_member_is_paused_at_its_interface_and_found_by_either_name(stack):
+    deployment, worker, double, _ = stack
+    known = known_interfaces(worker)
+    double.control("/members", {"queue": "support", "interface": "PJSIP/1101", "name": "Alice"})
+    # queue_log says "Alice"; Asterisk's QueueMemberAdded (and QueueStatus) say where she is
+    wait_until(lambda: known_interfaces(worker) > known, 20, 0.2, "the worker to learn Alice's interface")
+    queue_log(deployment, "MANAGER|support|Alice|ADDMEMBER|")
+    wait_crm(worker, "Alice", "ONLINE", "logged in")
+    wait_until(lambda: double.pauses("PJSIP/1101"), 20, 0.2, "the login's unpause at Alice's interface")
+    assert double.pauses("Alice") == []  # never to the name: Asterisk refuses an interface it does not know
+    status, answer = set_status(worker, "PJSIP/1101", "BREAK", "coffee")  # by its interface
+    assert status == 202 and answer["operator"] == "Alice", answer
+    wait_crm(worker, "Alice", "BREAK", "coffee")
+    wait_until(lambda: double.member("PJSIP/1101")["paused"], 20, 0.2, "Asterisk to pause Alice at PJSIP/1101")
+    view = crm(worker, "PJSIP/1101")
+    assert view is not None and (view["id"], view["crm_status"], view["queues"]) == ("Alice", "BREAK", ["support"])
+    register(deployment, "PJSIP/1101", False)  # an endpoint's news, by the interface
+    wait_crm(worker, "Alice", "OFFLINE", "Auto: SIP not registered")
+
+
 def test_an_endpoint_lost_sets_offline_automatically_and_its_return_sets_online(stack):
     deployment, worker, double, _ = stack
     register(deployment, "SIP/1004", True)

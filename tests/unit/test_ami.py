@@ -193,9 +193,12 @@ async def test_queue_status_lists_the_members_of_every_queue_or_of_one():
         nobody = await client.queue_status("no-such-queue")
         listed = await client.action_list("QueueStatus", Queue="sales")
     assert everyone == [
-        QueueMember("sales", "SIP/1001", "SIP/1001", paused=False, paused_reason="", in_call=False),
-        QueueMember("support", "PJSIP/1002", "PJSIP/1002", paused=False, paused_reason="", in_call=True),
-        QueueMember("support", "SIP/1001", "Anna", paused=True, paused_reason="BREAK", in_call=False),
+        QueueMember("sales", "SIP/1001", "SIP/1001", paused=False, paused_reason="", in_call=False,
+                    state_interface="SIP/1001"),
+        QueueMember("support", "PJSIP/1002", "PJSIP/1002", paused=False, paused_reason="", in_call=True,
+                    state_interface="PJSIP/1002"),
+        QueueMember("support", "SIP/1001", "Anna", paused=True, paused_reason="BREAK", in_call=False,
+                    state_interface="SIP/1001"),
     ]
     assert support == everyone[1:] and nobody == []
     assert [e["Event"] for e in listed] == ["QueueParams", "QueueMember"]  # the list, without its Complete
@@ -225,7 +228,8 @@ async def test_concurrent_actions_get_their_own_answers_by_action_id():
         )
     assert answered[-1] == "ping"
     assert ping["Ping"] == "Pong" and pause["Message"] == "Interface paused successfully"
-    assert status == [QueueMember("support", "SIP/1001", "SIP/1001", paused=True, paused_reason="BREAK", in_call=False)]
+    assert status == [QueueMember("support", "SIP/1001", "SIP/1001", paused=True, paused_reason="BREAK", in_call=False,
+                                  state_interface="SIP/1001")]
     assert isinstance(refused, AmiRefused)
     sent_ids = [a.action_id for a in double.actions]
     assert None not in sent_ids and len(set(sent_ids)) == len(sent_ids)

@@ -1,6 +1,6 @@
-"""Operator status as a stream (seed 003): the call center's operator view turned into the
-CRM's inputs (tables/operatorstatus/telephony.py), the input topics' records checked
-(records.py), Asterisk drift repairs and AMI endpoint events (sync.py), the shapes the CRM
+"""Operator status as a stream (seed 003): the call center's account of what each operator
+did (`operator-activity`, tables/callcenter/operators.py) as the CRM's inputs, the input
+topics' records checked (records.py), Asterisk drift repairs and AMI endpoint events (sync.py), the shapes the CRM
 status is shown in (views.py), and the stage that applies it all
 (agents/operatorstatus.OperatorStatusStage) over in-memory tables.
 
@@ -23,17 +23,17 @@ from agents.operatorstatus import OperatorStatusStage, _OutboxThenPauses
 from app.main import app
 from app.models import OperatorAnswer, OperatorCrmStatus
 from app.stages import key_partition
-from tables.callcenter.operators import CurrentCall, Membership, OperatorState, apply_operator_event, day_of
+from tables.callcenter.operators import Membership, OperatorState, OperatorSwept, apply_operator_event, day_of
 from tables.callcenter.queue_log import interpret, parse_line
-from tables.callcenter.views import operator_view
+from tables.callcenter.views import activity_record, operator_view
 from tables.operatorstatus.records import (
     EPOCH_MAX,
     EPOCH_MIN,
     MalformedRecord,
     command_record,
+    parse_activity,
     parse_command,
     parse_registration,
-    parse_telephony,
     registration_record,
 )
 from tables.operatorstatus.status import (
@@ -51,10 +51,10 @@ from tables.operatorstatus.status import (
     PauseRequest,
     StatusRequested,
     apply_operator_input,
+    time_in_status_today,
 )
 from tables.operatorstatus.store import topics
 from tables.operatorstatus.sync import MemberPause, Registration, endpoint_registration, pause_repairs
-from tables.operatorstatus.telephony import TelephonyObserved, TelephonySeen, telephony_inputs
 from tables.operatorstatus.views import crm_fields, crm_record
 from tests.unit.panel import MemoryTable
 
@@ -66,26 +66,20 @@ OTHER = "SIP/1128"
 ON_CALL, WRAP_UP, ONLINE, OFFLINE = CrmStatus.ON_CALL, CrmStatus.WRAP_UP, CrmStatus.ONLINE, CrmStatus.OFFLINE
 
 
-def view(at: float, call: Optional[str] = None, since: Optional[float] = None, calls: int = 0, talk: float = 0.0,
-         logged_in: bool = True, operator: str = OP) -> TelephonyObserved:
-    """The call center's view of `operator` at T0 + `at`: on `call` since T0 + `since` (by
-    default since this view), `calls` and `talk` seconds counted today."""
-    call_since = None if call is None else T0 + (at if since is None else since)
-    return TelephonyObserved(operator, T0 + at, logged_in, call, call_since, calls, talk)
-
-
 def status(s: CrmStatus | str, at: float, reason: str = "", operator: str = OP) -> StatusRequested:
     return StatusRequested(operator, CrmStatus(s), reason, T0 + at, "operator")
 
 
-def derive(*views: TelephonyObserved) -> list[tuple]:
-    """The CRM inputs each view stands for, the views seen in this order."""
-    seen: Optional[TelephonySeen] = None
-    told = []
-    for v in views:
-        seen, inputs = telephony_inputs(seen, v)
-        told.append(inputs)
-    return told
+def signed_in(at: float, operator: str = OP) -> LoggedIn:
+    return LoggedIn(operator, T0 + at)
+
+
+def answered(at: float, callid: str = "c1", operator: str = OP) -> CallAnswered:
+    return CallAnswered(operator, callid, T0 + at)
+
+
+def ended(at: float, talk: float, callid: str = "c1", confirmed: bool = True, operator: str = OP) -> CallFinished:
+    return CallFinished(operator, callid, T0 + at, talk, confirmed)
 
 
 def crm_after(*inputs) -> Optional[OperatorCrm]:
@@ -95,169 +89,148 @@ def crm_after(*inputs) -> Optional[OperatorCrm]:
     return op
 
 
-# --- the call center's view as CRM inputs ------------------------------------------------------------
+# --- the call center's account of an operator, as CRM inputs ------------------------------------------
 
 
-def test_the_first_view_of_an_operator_in_a_queue_logs_them_in() -> None:
-    assert derive(view(0)) == [(LoggedIn(OP, T0),)]
+class CallCenter:
+    """The call center's operator rule over queue_log lines (`+N` is T0 + N), and what it
+    tells the CRM: each `operator-activity` record it publishes, as the CRM's route reads it."""
 
+    def __init__(self) -> None:
+        self.ops: dict[str, OperatorState] = {}
 
-def test_the_first_view_of_an_operator_on_a_call_logs_them_in_then_answers_it() -> None:
-    assert derive(view(0, "c1", since=-20)) == [(LoggedIn(OP, T0), CallAnswered(OP, "c1", T0))]
+    def hear(self, *lines: str) -> list:
+        told = []
+        for line in lines:
+            when, rest = line.split("|", 1)
+            told += self.apply(interpret(parse_line(f"{T0 + float(when[1:])!r}|{rest}")))
+        return told
 
-
-def test_the_first_view_of_an_operator_in_no_queue_and_on_no_call_says_nothing() -> None:
-    assert derive(view(0, logged_in=False)) == [()]
-
-
-def test_a_call_appearing_in_the_view_is_a_call_answered() -> None:
-    assert derive(view(0), view(10, "c1"))[-1] == (CallAnswered(OP, "c1", T0 + 10),)
-
-
-@pytest.mark.parametrize("calls_after, talk_after, talk_s", [
-    pytest.param(3, 195.5, 95.5, id="the call center counted just that call: its talk time"),
-    pytest.param(2, 100.0, 120.0, id="not counted yet: since its answer"),
-    pytest.param(4, 300.0, 120.0, id="two calls counted at once: since its answer"),
-    pytest.param(3, 90.0, 120.0, id="one counted but the talk time shrank: since its answer"),
-])
-def test_a_call_gone_from_the_view_is_a_call_finished_with_its_talk_time(calls_after, talk_after, talk_s) -> None:
-    told = derive(view(10, "c1", calls=2, talk=100.0), view(130, calls=calls_after, talk=talk_after))
-    assert told[-1] == (CallFinished(OP, "c1", T0 + 130, talk_s),)
-
-
-def test_a_call_replaced_by_another_in_one_view_is_finished_then_the_other_answered() -> None:
-    told = derive(view(0, "c1"), view(60, "c2", calls=1, talk=55.0))
-    assert told[-1] == (CallFinished(OP, "c1", T0 + 60, 55.0), CallAnswered(OP, "c2", T0 + 60))
-
-
-def test_a_logout_during_a_call_finishes_the_call_then_logs_out() -> None:
-    told = derive(view(0, "c1"), view(90, logged_in=False, calls=1, talk=80.0))
-    assert told[-1] == (CallFinished(OP, "c1", T0 + 90, 80.0), LoggedOut(OP, T0 + 90))
-    assert crm_after(*told[0], *told[1]).status == OFFLINE
-
-
-def test_a_login_between_two_calls_comes_before_the_calls() -> None:
-    told = derive(view(0, "c1", logged_in=False), view(60, "c2", calls=1, talk=50.0))
-    assert told[-1] == (LoggedIn(OP, T0 + 60), CallFinished(OP, "c1", T0 + 60, 50.0), CallAnswered(OP, "c2", T0 + 60))
-
-
-@pytest.mark.parametrize("late", [
-    pytest.param(view(30, "c9"), id="older, with a call"),
-    pytest.param(view(59.999, logged_in=False), id="older by a millisecond, logged out"),
-])
-def test_an_older_view_changes_nothing(late) -> None:
-    seen, _ = telephony_inputs(None, view(60, "c1"))
-    assert telephony_inputs(seen, late) == (seen, ())
-
-
-def test_the_same_view_twice_says_nothing_the_second_time() -> None:
-    seen, first = telephony_inputs(None, view(10, "c1"))
-    again, second = telephony_inputs(seen, view(10, "c1"))
-    assert first and second == () and again == seen
-
-
-def test_a_view_as_old_as_the_last_one_but_different_is_still_news() -> None:
-    told = derive(view(10, "c1"), view(10, calls=1, talk=0.0))  # two batches of events of one second
-    assert told[-1] == (CallFinished(OP, "c1", T0 + 10, 0.0),)
-
-
-def test_a_new_day_resets_the_call_centers_tallies_and_the_talk_time_is_since_the_answer() -> None:
-    before_midnight = TelephonyObserved(OP, MIDNIGHT + 86400 - 120, True, "c7", MIDNIGHT + 86400 - 120, 5, 900.0)
-    after_midnight = TelephonyObserved(OP, MIDNIGHT + 86400 + 60, True, None, None, 0, 0.0)
-    told = derive(before_midnight, after_midnight)
-    assert told[-1] == (CallFinished(OP, "c7", MIDNIGHT + 86400 + 60, 180.0),)
-    op = crm_after(*told[0], *told[1])
-    assert (op.status, op.calls_today, op.talk_today_s) == (WRAP_UP, 1, 180.0)  # counted on the day it ended
-
-
-def call_center(*lines: str) -> list[TelephonyObserved]:
-    """The `operator-status` record the call center publishes after each queue_log line
-    (`+N` is T0 + N), as the CRM's route reads it."""
-    op: Optional[OperatorState] = None
-    views = []
-    for line in lines:
-        when, rest = line.split("|", 1)
-        op = apply_operator_event(op, interpret(parse_line(f"{T0 + float(when[1:])!r}|{rest}"))).operator
-        parsed = parse_telephony(orjson.dumps(operator_view(op, op.last_time)))
-        assert parsed is not None
-        views.append(parsed)
-    return views
+    def apply(self, event: Any, agent: str = "") -> list:
+        agent = getattr(event, "agent", agent)
+        outcome = apply_operator_event(self.ops.get(agent), event)
+        self.ops[agent] = outcome.operator
+        return [parse_activity(orjson.dumps(activity_record(fact))) for fact in outcome.activity]
 
 
 ADD = "+0|MANAGER|support|SIP/100|ADDMEMBER|"
 REMOVE = "+20|MANAGER|support|SIP/100|REMOVEMEMBER|"
 CONNECT = "+30|c1|support|SIP/100|CONNECT|12|1800090030.5|3"
 COMPLETE = "+330|c1|support|SIP/100|COMPLETEAGENT|12|300|1"
+AGENT = "SIP/100"
 
 
-def test_the_call_centers_own_views_become_a_login_an_answer_and_a_finish_with_its_talk_time() -> None:
-    told = derive(*call_center(ADD, CONNECT, COMPLETE))
-    assert told == [(LoggedIn("SIP/100", T0),), (CallAnswered("SIP/100", "c1", T0 + 30),),
-                    (CallFinished("SIP/100", "c1", T0 + 330, 300.0),)]
+def test_a_login_an_answer_and_an_end_are_three_events_with_their_own_times() -> None:
+    assert CallCenter().hear(ADD, CONNECT, COMPLETE) == [
+        LoggedIn(AGENT, T0), CallAnswered(AGENT, "c1", T0 + 30), CallFinished(AGENT, "c1", T0 + 330, 300.0, True)]
+
+
+def test_answer_and_end_in_one_batch_pass_the_crm_through_on_call_to_a_counted_wrap_up() -> None:
+    # one batch, one snapshot of the operator (the defect): the events are still three
+    op = crm_after(*CallCenter().hear(ADD, CONNECT, COMPLETE))
+    assert (op.status, op.reason, op.calls_today, op.talk_today_s, op.current_call) == (WRAP_UP, AFTER_CALL, 1, 300.0, None)
+    assert time_in_status_today(op, T0 + 330)["ON_CALL"] == 300.0
+
+
+def test_a_replay_of_the_lines_says_again_what_is_still_true_and_the_call_counts_once() -> None:
+    center = CallCenter()
+    first = center.hear(ADD, CONNECT, COMPLETE)
+    again = center.hear(ADD, CONNECT, COMPLETE)  # a crash after the state was stored: the records may be lost
+    assert again == [LoggedIn(AGENT, T0), CallFinished(AGENT, "c1", T0 + 330, 300.0, True)]
+    assert crm_after(*again) == crm_after(*again, *again)
+    op = crm_after(*first, *again, *first)
+    assert (op.status, op.calls_today, op.talk_today_s) == (WRAP_UP, 1, 300.0)
+
+
+def test_an_end_without_its_answer_counts() -> None:
+    told = CallCenter().hear(ADD, COMPLETE)
+    assert told[-1] == CallFinished(AGENT, "c1", T0 + 330, 300.0, True)
+    op = crm_after(*told)
+    assert (op.status, op.calls_today) == (WRAP_UP, 1)
+
+
+def test_a_call_superseded_by_the_next_ends_unconfirmed_and_counts_when_its_own_end_comes() -> None:
+    center = CallCenter()
+    told = center.hear(ADD, CONNECT, "+100|c2|support|SIP/100|CONNECT|5|1800090100.5|2")
+    assert told[-2:] == [CallFinished(AGENT, "c1", T0 + 100, 70.0, False), CallAnswered(AGENT, "c2", T0 + 100)]
+    op = crm_after(*told)
+    assert (op.status, op.current_call, op.calls_today) == (ON_CALL, "c2", 0)  # as the call center counts: 0
+    late = center.hear("+90|c1|support|SIP/100|COMPLETECALLER|12|60|1")  # its own end, late
+    assert late == [CallFinished(AGENT, "c1", T0 + 90, 60.0, True)]
+    op = crm_after(*told, *late)
+    assert (op.status, op.current_call, op.calls_today, op.talk_today_s) == (ON_CALL, "c2", 1, 60.0)
+    assert center.ops[AGENT].calls_today == 1
+
+
+def test_leaving_every_queue_during_a_call_ends_it_then_signs_out() -> None:
+    told = CallCenter().hear(ADD, CONNECT, "+60|MANAGER|support|SIP/100|REMOVEMEMBER|")
+    assert told[-2:] == [CallFinished(AGENT, "c1", T0 + 60, 30.0, False), LoggedOut(AGENT, T0 + 60)]
+    op = crm_after(*told)
+    assert (op.status, op.current_call, op.calls_today) == (OFFLINE, None, 0)
+
+
+def test_the_staleness_sweep_ends_the_call_and_signs_the_operator_out() -> None:
+    center = CallCenter()
+    center.hear(ADD, CONNECT)
+    told = center.apply(OperatorSwept(T0 + 13 * 3600, 12 * 3600, 4 * 3600), AGENT)
+    assert told == [CallFinished(AGENT, "c1", T0 + 13 * 3600, 13 * 3600 - 30.0, False), LoggedOut(AGENT, T0 + 13 * 3600)]
 
 
 def test_an_operator_added_to_a_queue_during_a_call_stays_on_call() -> None:
     # removed from the queue while a call rang, the call connects anyway, then added back mid-call
-    told = derive(*call_center(ADD, REMOVE, CONNECT, "+60|MANAGER|support|SIP/100|ADDMEMBER|"))
-    op = crm_after(*[event for inputs in told for event in inputs])
+    op = crm_after(*CallCenter().hear(ADD, REMOVE, CONNECT, "+60|MANAGER|support|SIP/100|ADDMEMBER|"))
     assert (op.status, op.current_call) == (ON_CALL, "c1")
 
 
 @st.composite
-def call_center_views(draw) -> list[TelephonyObserved]:
-    """The call center's views of one operator in time order, within one day: each may log in
-    or out, end the current call (counted by the call center or not yet) and answer a new
-    one. Call ids are never reused."""
-    views, at, fresh, call, since, calls, talk = [], 0.0, 0, None, 0.0, 0, 0.0
-    for _ in range(draw(st.integers(1, 20))):
-        at += draw(st.integers(0, 600))
-        logged_in = draw(st.booleans())
-        change = draw(st.sampled_from(["keep", "end", "answer", "replace"]))
-        if call is not None and change in ("end", "replace"):
-            if draw(st.booleans()):
-                calls, talk = calls + 1, talk + at - since
-            call = None
-        if call is None and change in ("answer", "replace"):
+def operator_days(draw) -> list[str]:
+    """queue_log lines of one operator's day, in time order, with losses, duplicates, late
+    ends and replays: joins and leaves of two queues, pauses, calls answered (one at a time
+    or superseded) and ended by their own COMPLETE* or TRANSFER or never."""
+    lines, at, fresh, current, ended = [], 0, 0, None, []
+    for _ in range(draw(st.integers(1, 40))):
+        at += draw(st.integers(0, 300))
+        kind = draw(st.sampled_from(["add", "remove", "pause", "connect", "connect", "complete", "complete",
+                                     "transfer", "again", "late end"]))
+        queue = draw(st.sampled_from(["support", "sales"]))
+        if kind == "add":
+            lines.append(f"+{at}|MANAGER|{queue}|SIP/100|ADDMEMBER|")
+        elif kind == "remove":
+            lines.append(f"+{at}|MANAGER|{queue}|SIP/100|REMOVEMEMBER|")
+        elif kind == "pause":
+            lines.append(f"+{at}|NONE|{queue}|SIP/100|PAUSE|lunch")
+        elif kind == "connect":
             fresh += 1
-            call, since = f"c{fresh}", at
-        views.append(TelephonyObserved(OP, T0 + at, logged_in, call, None if call is None else T0 + since, calls, talk))
-    return views
+            current = (f"c{fresh}", at, queue)
+            lines.append(f"+{at}|c{fresh}|{queue}|SIP/100|CONNECT|3|1800090000.{fresh}|2")
+        elif kind in ("complete", "transfer") and current is not None:
+            callid, since, q = current
+            end = "COMPLETEAGENT|3|{}|1" if kind == "complete" else "BLINDTRANSFER|200|ctx|3|{}|1"
+            lines.append(f"+{at}|{callid}|{q}|SIP/100|{end.format(at - since)}")
+            ended.append(lines[-1])
+            current = None
+        elif kind == "again" and lines:
+            lines.append(draw(st.sampled_from(lines)))  # a duplicate or a replayed line, its own time kept
+        elif kind == "late end" and ended:
+            lines.append(draw(st.sampled_from(ended)))
+    return lines
 
 
 @settings(max_examples=300, deadline=None)
-@given(call_center_views())
-def test_the_crm_follows_any_sequence_of_call_center_views(views) -> None:
-    seen: Optional[TelephonySeen] = None
-    op: Optional[OperatorCrm] = None
-    before: Optional[TelephonyObserved] = None
-    finished, talked, steady = 0, 0.0, True  # steady: no login or logout since the current call's answer
-    for v in views:
-        seen, inputs = telephony_inputs(seen, v)
-        for event in inputs:
-            op = apply_operator_input(op, event).operator  # never raises
-            talked += event.talk_s if isinstance(event, CallFinished) else 0.0
-        assert telephony_inputs(seen, v) == (seen, ())  # the same view again: nothing more
-        call_before = before.callid if before else None
-        in_before = before.logged_in if before else False
-        logged_out = in_before and not v.logged_in
-        moved = logged_out or (v.logged_in and not in_before)
-        finished += call_before is not None and call_before != v.callid
-        crm_status = op.status if op else None
-        assert (op.current_call if op else None) == v.callid
-        assert (op.calls_today if op else 0) == finished
-        assert (op.talk_today_s if op else 0.0) == pytest.approx(talked)
-        if v.callid is None:
-            assert crm_status != ON_CALL
-            if call_before is not None:
-                assert crm_status == (OFFLINE if logged_out else WRAP_UP)
-        elif v.callid != call_before:
-            assert crm_status == (OFFLINE if logged_out else ON_CALL)
-            steady = not logged_out
-        else:
-            steady = steady and not moved
-            if steady:
-                assert crm_status == ON_CALL
-        before = v
+@given(operator_days(), st.integers(0, 40))
+def test_the_crm_counts_every_call_the_call_center_counts_whatever_the_order_and_replays(lines, replay_from) -> None:
+    center = CallCenter()
+    told = center.hear(*lines)
+    told += center.hear(*lines[replay_from:])  # a replay from some point: whatever was said again
+    op = crm_after(*told) if told else None
+    telephony = center.ops.get(AGENT)
+    calls = telephony.calls_today if telephony else 0
+    assert (op.calls_today if op else 0) == calls
+    assert (op.talk_today_s if op else 0.0) == pytest.approx(telephony.talk_time_today_s if telephony else 0.0)
+    current = sorted(telephony.calls.values(), key=lambda c: c.since) if telephony else []
+    assert (op.current_call if op else None) == (current[-1].callid if current else None)
+    if current and op is not None and op.status != ON_CALL:
+        assert op.status == OFFLINE or op.last_time > current[-1].since  # an answer overtaken by a sign-out only
 
 
 # --- the input topics' records ---------------------------------------------------------------------
@@ -265,10 +238,10 @@ def test_the_crm_follows_any_sequence_of_call_center_views(views) -> None:
 
 COMMAND = {"operator": OP, "status": "BREAK", "reason": "coffee", "time": T0, "by": "operator"}
 REGISTRATION = {"operator": OP, "endpoint": OP, "registered": False, "time": T0}
-TELEPHONY = {"id": OP, "queues": ["support"], "current_call": {"callid": "c1", "queue": "support", "since": T0},
-             "calls_today": 2, "talk_time_today_s": 310.5, "last_event_at": T0 + 5}
+ACTIVITY = {"operator": OP, "event": "call_ended", "time": T0 + 5, "callid": "c1", "queue": "support", "talk_s": 310.5,
+            "confirmed": True}
 KIND = {parse_command: "operator-commands record: ", parse_registration: "sip-registrations record: ",
-        parse_telephony: "operator-status record: "}
+        parse_activity: "operator-activity record: "}
 
 
 def record(fields: dict, **changes: Any) -> bytes:
@@ -293,23 +266,28 @@ def test_a_registration_record_is_the_endpoint_registered_or_gone(registered, ki
     assert parse_registration(record(REGISTRATION, registered=registered, endpoint=None)) == kind(OP, T0)
 
 
-def test_an_operator_status_record_is_the_telephony_view_the_crm_reads() -> None:
-    assert parse_telephony(record(TELEPHONY)) == TelephonyObserved(OP, T0 + 5, True, "c1", T0, 2, 310.5)
+@pytest.mark.parametrize("fields, event", [
+    pytest.param({"event": "signed_in", "callid": None, "queue": None, "talk_s": None, "confirmed": None},
+                 LoggedIn(OP, T0 + 5), id="signed in"),
+    pytest.param({"event": "signed_out", "callid": None, "queue": None, "talk_s": None, "confirmed": None},
+                 LoggedOut(OP, T0 + 5), id="signed out"),
+    pytest.param({"event": "call_answered", "talk_s": None, "confirmed": None}, CallAnswered(OP, "c1", T0 + 5),
+                 id="a call answered"),
+    pytest.param({}, CallFinished(OP, "c1", T0 + 5, 310.5, True), id="a call ended by its own end"),
+    pytest.param({"confirmed": False}, CallFinished(OP, "c1", T0 + 5, 310.5, False), id="a call proven over"),
+    pytest.param({"talk_s": None, "confirmed": None}, CallFinished(OP, "c1", T0 + 5, 0.0, False),
+                 id="a call ended, no more said"),
+    pytest.param({"agent_state": "on_call", "anything": {"a": 1}}, CallFinished(OP, "c1", T0 + 5, 310.5, True),
+                 id="fields the call center may add are ignored"),
+])
+def test_an_operator_activity_record_is_the_crm_input_it_tells_of(fields, event) -> None:
+    assert parse_activity(record(ACTIVITY, **fields)) == event
 
 
-def test_an_operator_in_no_queue_and_on_no_call_is_logged_out() -> None:
-    parsed = parse_telephony(orjson.dumps({**TELEPHONY, "queues": [], "current_call": None}))
-    assert parsed == TelephonyObserved(OP, T0 + 5, False, None, None, 2, 310.5)
-
-
-def test_the_rest_of_the_call_centers_view_is_ignored() -> None:
-    extra = record(TELEPHONY, name="Ann", state="on_call", paused=False, aht_s=155.25, idle_resets=0, anything={"a": 1})
-    assert parse_telephony(extra) == parse_telephony(record(TELEPHONY))
-
-
-def test_an_operator_status_tombstone_is_malformed_the_call_center_never_deletes_an_operator() -> None:
-    with pytest.raises(MalformedRecord, match="operator-status record: no value"):
-        parse_telephony(None)
+def test_what_the_call_center_publishes_on_operator_activity_reads_back() -> None:
+    center = CallCenter()
+    told = center.hear(ADD, CONNECT, COMPLETE)
+    assert [type(event) for event in told] == [LoggedIn, CallAnswered, CallFinished]
 
 
 MALFORMED = [
@@ -361,18 +339,24 @@ MALFORMED = [
     pytest.param(parse_registration, record(REGISTRATION, operator="SIP/\x001127"), "operator: String should match",
                  id="registration: control character in the operator"),
     pytest.param(parse_registration, None, "no value", id="registration: tombstone"),
-    pytest.param(parse_telephony, b"operator-status", "not JSON", id="telephony: not JSON"),
-    pytest.param(parse_telephony, b"[]", "value: Input should be a valid dictionary", id="telephony: not an object"),
-    pytest.param(parse_telephony, record(TELEPHONY, last_event_at=None), "last_event_at: Field required",
-                 id="telephony: no time"),
-    pytest.param(parse_telephony, record(TELEPHONY, calls_today=-1), "calls_today: Input should be greater than",
-                 id="telephony: negative calls today"),
-    pytest.param(parse_telephony, record(TELEPHONY, talk_time_today_s="NaN"), "talk_time_today_s: Input should be a finite",
-                 id="telephony: NaN talk time"),
-    pytest.param(parse_telephony, record(TELEPHONY, current_call={"queue": "support", "since": T0}),
-                 "current_call.callid: Field required", id="telephony: a call without its id"),
-    pytest.param(parse_telephony, record(TELEPHONY, id="SIP/11\r27"), "id: String should match pattern",
-                 id="telephony: control character in the operator"),
+    pytest.param(parse_activity, b"operator-activity", "not JSON", id="activity: not JSON"),
+    pytest.param(parse_activity, b"[]", "value: Input should be a valid dictionary", id="activity: not an object"),
+    pytest.param(parse_activity, record(ACTIVITY, time=None), "time: Field required", id="activity: no time"),
+    pytest.param(parse_activity, record(ACTIVITY, event="call_rang"), "event: Input should be 'signed_in'",
+                 id="activity: unknown event"),
+    pytest.param(parse_activity, record(ACTIVITY, callid=None), "callid: a call_ended names its call",
+                 id="activity: an end without its call"),
+    pytest.param(parse_activity, record(ACTIVITY, event="call_answered", callid=""), "callid: String should have at least",
+                 id="activity: an empty call id"),
+    pytest.param(parse_activity, record(ACTIVITY, talk_s=-1), "talk_s: Input should be greater than or equal to 0",
+                 id="activity: negative talk time"),
+    pytest.param(parse_activity, record(ACTIVITY, talk_s="NaN"), "talk_s: Input should be a finite number",
+                 id="activity: NaN talk time"),
+    pytest.param(parse_activity, record(ACTIVITY, confirmed="yes"), "confirmed: Input should be a valid boolean",
+                 id="activity: confirmed not a boolean"),
+    pytest.param(parse_activity, record(ACTIVITY, operator="SIP/11\r27"), "operator: String should match pattern",
+                 id="activity: control character in the operator"),
+    pytest.param(parse_activity, None, "no value", id="activity: tombstone"),
 ]
 
 
@@ -404,19 +388,6 @@ printable = st.characters(blacklist_categories=("Cc", "Cs"))
        st.floats(EPOCH_MIN, EPOCH_MAX), st.text(printable, max_size=128))
 def test_any_command_the_service_writes_reads_back_as_it_was_asked(operator, crm, reason, at, by) -> None:
     assert parse_command(command_record(operator, crm, reason, at, by)) == StatusRequested(operator, crm, reason, at, by)
-
-
-def test_a_real_call_center_view_of_an_operator_on_a_call_parses() -> None:
-    op = OperatorState("SIP/1", queues={"support": Membership(), "sales": Membership(True, "lunch", T0)},
-                       calls={"c1": CurrentCall("c1", "support", T0 + 30)}, last_time=T0 + 30, day=day_of(T0),
-                       calls_today=4, talk_time_today_s=612.25)
-    parsed = parse_telephony(orjson.dumps(operator_view(op, T0 + 40)))
-    assert parsed == TelephonyObserved("SIP/1", T0 + 30, True, "c1", T0 + 30, 4, 612.25)
-
-
-def test_a_call_center_view_of_an_operator_never_seen_parses_as_logged_out() -> None:
-    parsed = parse_telephony(orjson.dumps(operator_view(OperatorState("SIP/1"), T0)))
-    assert parsed == TelephonyObserved("SIP/1", 0.0, False, None, None, 0, 0.0)
 
 
 # --- Asterisk: drift repairs and endpoint events ----------------------------------------------------
@@ -546,11 +517,11 @@ class Switchboard:
     Asterisk, is read from it."""
 
     def __init__(self) -> None:
-        self.crm, self.telephony = MemoryTable(), MemoryTable()
+        self.crm = MemoryTable()
 
     def batch(self, *messages: Any) -> Batch:
         outbox = _OutboxThenPauses(app, self._flushed)
-        stage = OperatorStatusStage(key_partition(OP), self.crm, self.telephony, outbox)
+        stage = OperatorStatusStage(key_partition(OP), self.crm, outbox)
         stage.apply_all(list(messages))
         stage.store()
         topic = topics.operator_crm_status.get_topic_name()
@@ -591,36 +562,44 @@ def test_several_inputs_in_one_batch_publish_the_latest_status_once_and_ask_aste
                                                              PauseRequest(OTHER, True, "lunch")]
 
 
-def test_a_new_call_in_the_call_centers_view_is_on_call_published_without_a_pause(switchboard) -> None:
-    assert switchboard.batch(view(0)).pauses == [PauseRequest(OP, False, "logged in")]
-    told = switchboard.batch(view(10, "c1"))
+def test_a_call_answered_is_on_call_published_without_a_pause(switchboard) -> None:
+    assert switchboard.batch(signed_in(0)).pauses == [PauseRequest(OP, False, "logged in")]
+    told = switchboard.batch(answered(10))
     assert (told.records[OP].status, told.records[OP].current_call) == ("ON_CALL", "c1")
     assert told.pauses == []
 
 
 def test_the_calls_end_is_wrap_up_counted_once_without_a_pause(switchboard) -> None:
-    switchboard.batch(view(0), view(10, "c1"))
-    told = switchboard.batch(view(130, calls=1, talk=120.0))
+    switchboard.batch(signed_in(0), answered(10))
+    told = switchboard.batch(ended(130, 120.0))
     shown = told.records[OP]
     assert (shown.status, shown.reason, shown.calls_today, shown.current_call) == ("WRAP_UP", AFTER_CALL, 1, None)
     assert told.pauses == []
     assert switchboard.crm[OP].talk_today_s == 120.0
-    again = switchboard.batch(view(130, calls=1, talk=120.0), view(131, calls=1, talk=120.0))
+    again = switchboard.batch(answered(10), ended(130, 120.0))
     assert again.pauses == [] and all(r == shown for r in again.records.values())  # a replay: the same record at most
     assert switchboard.crm[OP].calls_today == 1
 
 
+def test_a_login_an_answer_and_an_end_in_one_batch_publish_a_counted_wrap_up_once(switchboard) -> None:
+    told = switchboard.batch(signed_in(0), answered(10), ended(130, 120.0))
+    shown = told.records[OP]
+    assert (shown.status, shown.calls_today, shown.aht_s, shown.current_call) == ("WRAP_UP", 1, 120.0 + 3470.0, None)
+    assert (shown.time_in_status_today_s["ONLINE"], shown.time_in_status_today_s["ON_CALL"]) == (10.0, 120.0)
+    assert told.pauses == [PauseRequest(OP, False, "logged in")]
+
+
 @pytest.mark.parametrize("late", [
     pytest.param(status("BREAK", 30, "coffee"), id="an older status a person asked for"),
-    pytest.param(view(-10, "c9"), id="an older call-center view"),
+    pytest.param(signed_in(-10), id="an older sign-in"),
     pytest.param(EndpointUnregistered(OP, T0 + 30), id="an older endpoint event"),
 ])
 def test_a_replayed_older_input_changes_nothing_and_publishes_nothing(switchboard, late) -> None:
-    switchboard.batch(view(0), status("ONLINE", 60, "ready"))
-    crm, telephony = dict(switchboard.crm), dict(switchboard.telephony)
+    switchboard.batch(signed_in(0), status("ONLINE", 60, "ready"))
+    crm = dict(switchboard.crm)
     told = switchboard.batch(late)
     assert (told.records, told.pauses) == ({}, [])
-    assert (switchboard.crm, switchboard.telephony) == (crm, telephony)
+    assert switchboard.crm == crm
 
 
 def test_the_newest_status_applied_again_publishes_its_record_again(switchboard) -> None:
@@ -631,37 +610,37 @@ def test_the_newest_status_applied_again_publishes_its_record_again(switchboard)
     assert again.pauses == []  # the reconciliation with QueueStatus repairs a pause lost with it
 
 
-def test_the_newest_call_center_view_applied_again_publishes_its_record_again(switchboard) -> None:
-    switchboard.batch(view(0))
-    first = switchboard.batch(view(10, "c1"))  # Kafka refuses its record: the state is stored, the record never sent
-    again = switchboard.batch(view(10, "c1"))
+def test_the_newest_call_event_applied_again_publishes_its_record_again(switchboard) -> None:
+    switchboard.batch(signed_in(0))
+    first = switchboard.batch(answered(10))  # Kafka refuses its record: the state is stored, the record never sent
+    again = switchboard.batch(answered(10))
     assert again.records == first.records
 
 
 def test_a_calls_end_heard_after_a_later_status_is_still_counted(switchboard) -> None:
-    switchboard.batch(view(0), view(10, "c1"))
+    switchboard.batch(signed_in(0), answered(10))
     switchboard.batch(status("ONLINE", 42, "ready"))  # the operator moves on at :42 ...
-    switchboard.batch(view(40, calls=1, talk=30.0))  # ... before the call center's view of the end at :40 comes
+    switchboard.batch(ended(40, 30.0))  # ... before the call center's report of the end at :40 comes
     op = switchboard.crm[OP]
     assert (op.status, op.calls_today, op.talk_today_s, op.current_call) == (ONLINE, 1, 30.0, None)
 
 
 def test_an_endpoint_that_unregisters_sets_the_operator_offline_and_paused(switchboard) -> None:
-    switchboard.batch(view(0))
+    switchboard.batch(signed_in(0))
     told = switchboard.batch(EndpointUnregistered(OP, T0 + 60))
     assert (told.records[OP].status, told.records[OP].reason) == ("OFFLINE", SIP_UNREGISTERED)
     assert told.pauses == [PauseRequest(OP, True, SIP_UNREGISTERED)]
 
 
 def test_the_endpoint_registered_again_brings_the_operator_back_online_and_unpaused(switchboard) -> None:
-    switchboard.batch(view(0), EndpointUnregistered(OP, T0 + 60))
+    switchboard.batch(signed_in(0), EndpointUnregistered(OP, T0 + 60))
     told = switchboard.batch(EndpointRegistered(OP, T0 + 120))
     assert (told.records[OP].status, told.records[OP].reason, told.records[OP].since) == ("ONLINE", SIP_REGISTERED, T0 + 120)
     assert told.pauses == [PauseRequest(OP, False, SIP_REGISTERED)]
 
 
 def test_a_registration_after_a_manual_offline_changes_nothing(switchboard) -> None:
-    switchboard.batch(view(0), status("OFFLINE", 30, "end of shift"))
+    switchboard.batch(signed_in(0), status("OFFLINE", 30, "end of shift"))
     told = switchboard.batch(EndpointRegistered(OP, T0 + 60))
     assert (switchboard.crm[OP].status, switchboard.crm[OP].reason) == (OFFLINE, "end of shift")
     assert all((r.status, r.reason) == ("OFFLINE", "end of shift") for r in told.records.values())

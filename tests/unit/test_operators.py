@@ -451,6 +451,18 @@ def test_replaying_a_long_prefix_of_calls_counts_nothing_twice() -> None:
     assert all(not outcome.operator.calls for outcome in replay)  # never a ghost call on the way
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.permutations(range(40)), st.permutations(range(40)))
+def test_a_day_of_many_calls_replayed_in_any_order_of_its_calls_counts_nothing_twice(first, again) -> None:
+    # call ids key queue_log's input partitions: a backlog or a replay takes the calls of one
+    # partition, then another's, each call's own lines in order; the first pass in any order too
+    calls = [_day_of_calls(1, start=i * 120, prefix=f"c{i}-") for i in range(40)]
+    op = final(ADD, *[line for i in first for line in calls[i]])
+    assert op.calls_today == 40
+    op = final(*[line for i in again for line in calls[i]], op=op)
+    assert (op.calls_today, op.calls) == (40, {})
+
+
 def test_replayed_call_of_yesterday_does_not_roll_todays_tallies_back() -> None:
     yesterday = [ADD, *_day_of_calls(17)]  # before MIDNIGHT (T0 + 6400)
     today = _day_of_calls(2, start=MIDNIGHT - T0, prefix="d")
