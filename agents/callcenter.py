@@ -14,16 +14,20 @@ once. `StreamMark`s travel the same paths and tell the stages what time it is in
 from __future__ import annotations
 
 import logging
+import math
 import time
-from typing import Any, Optional
+from typing import Any, Optional, cast
+
+from mode import Service
 
 from app import codec, metrics
+from app.ami import AmiClient, AmiError
 from app.batching import BatchedTable, Outbox
 from app.deadletters import dead_letter_body, dead_letter_key
 from app.main import app, settings
 from app.rawinput import RawInput
 from app.records import ahead_of_now
-from app.stages import StageMeter, crash_on_defect, key_partition, process_envelopes
+from app.stages import StageMeter, crash_on_defect, key_partition, owned_partitions, process_envelopes
 from app.state import items_in_partition
 from app.streamtime import SOURCE, Every, PartitionClock, StreamMark
 from tables.callcenter import queue_log
@@ -32,6 +36,7 @@ from tables.callcenter.calls import CallEndInferred, CallState, CallSwept, apply
 from tables.callcenter.events import Ignored, MalformedEvent
 from tables.callcenter.operators import OperatorState, OperatorSwept, apply_operator_event, needs_sweep
 from tables.callcenter.queues import QueueState, WindowSchedule, apply_changes, close_windows, place_facts, sweep_lost_calls
+from tables.callcenter.reconcile import AsteriskEntry, AsteriskMember, Drift, DriftKind, PanelMember, confirmed, find_drift
 from tables.callcenter.routing import destinations, is_call_event, is_operator_event
 from tables.callcenter.store import (
     calls_table,
@@ -50,7 +55,7 @@ from tables.callcenter.views import activity_record, call_view, operator_view, q
 from tables.callcenter.windows import FactCounter, WindowAgg, WindowFact, ledger_keys, metrics_view, window_key, window_start
 
 __all__ = [
-    "CallsAndOperators", "Queues", "route_event", "route_qapp_events",
+    "CallsAndOperators", "PanelReconciler", "Queues", "panel_reconciler", "route_event", "route_qapp_events",
     "track_calls_and_operators", "track_queues",
 ]
 
@@ -211,7 +216,9 @@ class CallsAndOperators:
 
     def sweep_operators(self, now: float) -> None:
         """The staleness sweep of this partition's operators at stream time `now`."""
-        sweep = OperatorSwept(now, cc_settings.operator_idle_timeout_s, cc_settings.call_talk_timeout_s)
+        # with Asterisk answering, its QueueStatus says who is still there (PanelReconciler)
+        idle_s = math.inf if panel_reconciler.vouches(time.time()) else cc_settings.operator_idle_timeout_s
+        sweep = OperatorSwept(now, idle_s, cc_settings.call_talk_timeout_s)
         for agent, op in self.operators.table.items_in(self.partition):
             op = self.operators.get(agent) or op
             if needs_sweep(op, sweep):
@@ -239,6 +246,88 @@ class CallsAndOperators:
 @app.agent(topics.cc_events, concurrency=1)
 async def track_calls_and_operators(stream):
     await process_envelopes(stream, "cc-events", CallsAndOperators)
+
+
+# --- the panel against Asterisk's own word ---------------------------------------------------------
+
+
+class PanelReconciler(Service):
+    """Where AMI_URL is set: every AMI_RECONCILE_S, Asterisk's `QueueStatus` against the
+    members and waiting calls of the operators and queues this worker owns; a drift two
+    answers in a row show is repaired by the panel's own events (tables/callcenter/reconcile.py),
+    counted in `switchboard_staleness_resets_total{kind="ami_…"}` and logged. While its
+    answers come, the sweep's guesses (lost waiting calls, idle operators) wait."""
+
+    def __init__(self, url: Optional[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.client: Optional[AmiClient] = None
+        if url and cc_settings.ami_reconcile_panel:
+            self.client = AmiClient(url, action_timeout_s=cc_settings.ami_action_timeout_s)
+        self.seen: set[Drift] = set()  # the drift of the last answer
+        self.answered_at = 0.0  # when Asterisk last answered
+
+    def vouches(self, now: float) -> bool:
+        """Asterisk answers lately: its word, not the sweep's guesses, says who is there."""
+        return self.client is not None and self.client.connected and now - self.answered_at < 3 * cc_settings.ami_reconcile_s
+
+    async def on_start(self) -> None:
+        if self.client is not None:
+            await self.add_runtime_dependency(self.client)
+
+    @Service.task
+    async def _reconcile(self) -> None:
+        while not self.should_stop:
+            if self.client is None or not await self.client.wait_connected(cc_settings.ami_reconcile_s):
+                self.seen = set()
+                await self.sleep(1.0 if self.client is not None else 3600.0)
+                continue
+            try:
+                await self.reconcile()
+            except AmiError as exc:
+                self.seen = set()
+                if not self.should_stop:
+                    log.warning("Reconciling the panel with Asterisk failed: %s", exc)
+            await self.sleep(cc_settings.ami_reconcile_s)
+
+    async def reconcile(self) -> list[Any]:
+        """One answer compared; the repairs sent (those the answer before showed too)."""
+        assert self.client is not None
+        members, entries = await self.client.queue_snapshot()
+        now = time.time()
+        self.answered_at = now
+        if input_tracker.stale:  # the panel is behind its input: differences are expected, not drift
+            self.seen = set()
+            return []
+        agents, queues = owned_partitions(topics.cc_events), owned_partitions(topics.cc_queues)
+        asterisk = [AsteriskMember(m.queue, agent, m.paused, m.paused_reason) for m in members
+                    if key_partition(agent := operator_aliases.canonical(m.name)) in agents]
+        panel = [PanelMember(queue, agent, membership.paused)
+                 for p in agents for agent, op in operators_table.items_in(p) if op.agent_logged_in
+                 for queue, membership in op.queues.items()]
+        logged_off = {agent for p in agents for agent, op in operators_table.items_in(p) if not op.agent_logged_in}
+        waiting = {name: list(q.waiting) for p in queues for name, q in queues_table.items_in(p)}
+        found = find_drift([m for m in asterisk if m.agent not in logged_off],
+                           [AsteriskEntry(e.queue, e.uniqueid, e.wait_s, e.callerid, e.position) for e in entries
+                            if key_partition(e.queue) in queues], panel, waiting)
+        repairs = confirmed(self.seen, found)
+        self.seen = found - repairs
+        if not repairs:
+            return []
+        outbox = Outbox(app)
+        sent = []
+        for drift in sorted(repairs, key=lambda d: (d.kind, d.queue, d.key)):
+            for event in drift.repair(now):
+                outbox.to_partition(topics.cc_events, key_partition(drift.key), event)
+                sent.append(event)
+            metrics.staleness_resets.labels(str(drift.kind)).inc()
+            log.info("Asterisk says otherwise: %s %s in %s (%s)", drift.kind, drift.key, drift.queue,
+                     "paused" if drift.paused else "not paused" if drift.kind != DriftKind.CALL_GONE else "gone")
+        await outbox.flush()
+        return sent
+
+
+panel_reconciler = PanelReconciler(cc_settings.ami_url)
+app.service(cast(Any, panel_reconciler))  # started with the app (Faust takes instances too)
 
 
 # --- queues and their windows -------------------------------------------------------------------
@@ -316,7 +405,8 @@ class Queues:
     def time_passes(self, q: QueueState, stream_now: float) -> None:
         """Stream time reached `stream_now`: sweep lost calls, finalise windows, publish status."""
         before = q
-        q, lost = sweep_lost_calls(q, stream_now, cc_settings.call_wait_timeout_s)
+        wait_s = math.inf if panel_reconciler.vouches(time.time()) else cc_settings.call_wait_timeout_s
+        q, lost = sweep_lost_calls(q, stream_now, wait_s)  # with Asterisk answering, its QueueEntry says
         for swept in lost:
             metrics.staleness_resets.labels("call_lost").inc()
             self.outbox.to_partition(topics.cc_events, key_partition(swept.callid), swept)

@@ -33,7 +33,7 @@ from app.krt import KrtClient, KrtRefused, KrtUnavailable
 from app.krt import SessionState as KrtShift
 from app.main import app
 from app.personal import PersonalClient, PersonalNotFound, PersonalUnavailable
-from app.stages import checked_route, key_partition, process_envelopes
+from app.stages import checked_route, key_partition, owned_partitions, process_envelopes
 from tables.deptrans.drivers import DriverState, PositionReported, StatusChanged, apply_driver_event, expire_driver
 from tables.deptrans.queue import (
     InFlight,
@@ -129,11 +129,6 @@ async def track_drivers(stream):
 _SHIFTS = {KrtShift.OPEN: SessionState.ACTIVE, KrtShift.CLOSED: SessionState.CLOSED, KrtShift.NONE: SessionState.CLOSED}
 
 
-def _owned_partitions() -> set[int]:
-    name = topics.dt_events.get_topic_name()
-    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
-
-
 class KrtSender(Service):
     """Sends the queued statuses of this worker's partitions to KRT (see the module docstring).
 
@@ -185,7 +180,7 @@ class KrtSender(Service):
         queue entries with nothing to send whose last answer is that old."""
         while not self.should_stop:
             await self.sleep(deptrans.deptrans_sweep_s)
-            for partition in _owned_partitions():
+            for partition in owned_partitions(topics.dt_events):
                 forgotten = await self.sweep(partition, time.time())
                 if forgotten:
                     log.info("Forgot %d drivers' old data in partition %d", forgotten, partition)
@@ -218,7 +213,7 @@ class KrtSender(Service):
 
     def _send_what_is_due(self, now: float) -> float:
         """Start the sends that may go now; how long to wait before looking again."""
-        owned = _owned_partitions()
+        owned = owned_partitions(topics.dt_events)
         if queue_table.generation != self.generation:  # a rebalance: what is due here is read again
             self.generation = queue_table.generation
             self.due = set()
@@ -286,7 +281,7 @@ class KrtSender(Service):
         else:
             self.breaker.succeeded(now)
         counters.sends.labels(outcome).inc()
-        if queue_table.generation != generation or partition not in _owned_partitions():
+        if queue_table.generation != generation or partition not in owned_partitions(topics.dt_events):
             return  # the partition moved meanwhile: its new owner's lease sends it again
         session = None
         with in_partition(partition):

@@ -30,7 +30,7 @@ from app import codec, metrics
 from app.ami import AmiClient, AmiError, AmiRefused
 from app.batching import BatchedTable, Outbox
 from app.main import app
-from app.stages import checked_route, key_partition, process_envelopes
+from app.stages import checked_route, key_partition, owned_partitions, process_envelopes
 from tables.operatorstatus.identity import member_added
 from tables.operatorstatus.records import (
     MalformedRecord,
@@ -164,11 +164,6 @@ async def track_operator_status(stream):
 
 # --- Asterisk: pauses, reconciliation, endpoint events ----------------------------------------------
 
-def _owned_partitions() -> set[int]:
-    name = topics.os_events.get_topic_name()
-    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
-
-
 class AsteriskSync(Service):
     """Tells Asterisk the pause each CRM status implies, best-effort (AMI `QueuePause`).
 
@@ -271,7 +266,7 @@ class AsteriskSync(Service):
         assert self.client is not None
         answer = await self.client.queue_status()
         identities.learn((m.name, m.interface, m.state_interface) for m in answer)
-        owned = _owned_partitions()
+        owned = owned_partitions(topics.os_events)
         members = [MemberPause(m.queue, m.name, m.paused) for m in answer if key_partition(m.name) in owned]
         repairs = pause_repairs(members, crm_table.get)
         for repair in repairs:
@@ -296,7 +291,7 @@ class AsteriskSync(Service):
         if registration is None:
             return
         operator = identities.operator_of(registration.endpoint)
-        if key_partition(operator) not in _owned_partitions():
+        if key_partition(operator) not in owned_partitions(topics.os_events):
             return
         counters.registrations_heard.labels(str(registration.registered).lower()).inc()
         value = registration_record(operator, registration.endpoint, registration.registered, time.time())

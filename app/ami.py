@@ -30,17 +30,19 @@ import random
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Mapping, Optional, Union
+from typing import Annotated, Awaitable, Callable, Mapping, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 from mode import Service
 from mode.utils.types.trees import NodeT
+from pydantic import BeforeValidator
 
 from app import metrics
 
 __all__ = [
-    "AmiClient", "AmiError", "AmiProtocolError", "AmiRefused", "AmiSettings", "AmiTimeout", "AmiUnavailable", "Backoff",
-    "DEFAULT_PORT", "OpenConnection", "QueueMember", "encode_message", "parse_url", "queue_member_from_event",
+    "AmiClient", "AmiError", "AmiProtocolError", "AmiRefused", "AmiSettings", "AmiTimeout", "AmiUnavailable",
+    "AmiUrlSetting", "Backoff", "DEFAULT_PORT", "OpenConnection", "QueueEntry", "QueueMember", "encode_message", "parse_url",
+    "queue_entry_from_event", "queue_member_from_event",
     "read_message",
 ]
 
@@ -165,6 +167,44 @@ def queue_member_from_event(event: Mapping[str, str]) -> QueueMember:
         in_call=event.get("InCall", "0") == "1",
         state_interface=event.get("StateInterface", ""),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One call waiting in one queue, as `QueueStatus` reports it."""
+
+    queue: str
+    uniqueid: str  # the channel's uniqueid: queue_log's call id
+    position: Optional[int]
+    callerid: str
+    wait_s: float
+
+
+def queue_entry_from_event(event: Mapping[str, str]) -> QueueEntry:
+    """A `QueueEntry` event of `QueueStatus` as a QueueEntry."""
+    position = event.get("Position", "")
+    try:
+        wait = max(0.0, float(event.get("Wait", "0") or 0))
+    except ValueError:
+        wait = 0.0
+    return QueueEntry(queue=event.get("Queue", ""), uniqueid=event.get("Uniqueid", ""),
+                      position=int(position) if position.isdigit() else None,
+                      callerid=event.get("CallerIDNum", "") or "", wait_s=wait)
+
+
+def _url_setting(value: object) -> object:
+    """`AMI_URL` as a setting: empty is unset; malformed refuses the start (never saying the secret)."""
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            parse_url(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+AmiUrlSetting = Annotated[Optional[str], BeforeValidator(_url_setting)]
 
 
 def encode_message(fields: Mapping[str, str]) -> bytes:
@@ -293,6 +333,13 @@ class AmiClient(Service):
         fields = {"Queue": queue} if queue is not None else {}
         events = await self.action_list("QueueStatus", **fields)
         return [queue_member_from_event(e) for e in events if e.get("Event") == "QueueMember"]
+
+    async def queue_snapshot(self) -> tuple[list[QueueMember], list[QueueEntry]]:
+        """Every queue's members and waiting calls, as one `QueueStatus` answers them."""
+        events = await self.action_list("QueueStatus")
+        members = [queue_member_from_event(e) for e in events if e.get("Event") == "QueueMember"]
+        entries = [queue_entry_from_event(e) for e in events if e.get("Event") == "QueueEntry" and e.get("Uniqueid")]
+        return members, entries
 
     async def ping(self) -> None:
         """A round trip to Asterisk (a health check)."""

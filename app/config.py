@@ -67,8 +67,8 @@ def check_settings(environ: Optional[Mapping[str, str]] = None,
         for cls in settings_classes() if classes is None else classes:
             try:
                 cls()
-            except ValidationError as exc:
-                problems.extend(_lines(cls, exc))
+            except ValidationError as exc:  # a variable two domains read (AMI_URL) is told once
+                problems.extend(line for line in _lines(cls, exc) if line not in problems)
     finally:
         if environ is not None:
             os.environ.clear()

@@ -26,8 +26,8 @@ from app.rawinput import RawInput
 from app.records import ahead_of_now, oversized
 from app.streamtime import InputTracker
 
-__all__ = ["STAGE_ENVELOPES", "StageMeter", "checked_route", "crash_on_defect", "key_partition", "process_envelopes",
-           "topic_partitions"]
+__all__ = ["STAGE_ENVELOPES", "StageMeter", "checked_route", "crash_on_defect", "key_partition", "owned_partitions",
+           "process_envelopes", "topic_partitions"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,12 @@ def key_partition(key: str) -> int:
     """The partition of `key` in the topics and tables the service makes (`PARTITIONS` of
     them), cached: stages ask it for every message."""
     return partition_of(key, settings.partitions)
+
+
+def owned_partitions(topic: faust.TopicT) -> set[int]:
+    """The partitions of `topic` this worker owns (actively) now."""
+    name = topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
 
 
 def topic_partitions(topic: faust.TopicT) -> int:

@@ -2,8 +2,9 @@
 
 It speaks the real wire format (the banner, `Login`, `Action`/`Response` with `ActionID`,
 events, event lists ending in `…Complete`) and keeps what an operator-status sync needs of
-Asterisk: queue members with their paused flag and reason, changed by `QueuePause` and
-read by `QueueStatus`. It records every action it received and can be told to fail an
+Asterisk: queue members with their names, paused flag and reason, changed by `QueuePause`
+(a member added says `QueueMemberAdded`), and calls waiting in the queues; both read by
+`QueueStatus` (`QueueParams`, `QueueMember`, `QueueEntry`). It records every action it received and can be told to fail an
 action, to answer it late, to drop its clients or to play dead, and to emit any event
 (`PeerStatus`, `ContactStatus`).
 
@@ -64,6 +65,16 @@ class Member:
     last_pause: int = 0  # epoch seconds of the last pause, 0 when never
 
 
+@dataclass
+class Entry:
+    """A call waiting in a queue (QueueStatus's QueueEntry)."""
+
+    queue: str
+    uniqueid: str
+    callerid: str = ""
+    since: float = 0.0  # epoch seconds it began to wait
+
+
 @dataclass(frozen=True)
 class ReceivedAction:
     """One action as a client sent it: its name, its ActionID, its other fields."""
@@ -115,6 +126,7 @@ class AmiDouble:
         self.username, self.secret = username, secret
         self.lenient = lenient  # a QueuePause for an unknown interface adds it instead of refusing
         self.queues: dict[str, dict[str, Member]] = {}
+        self.entries: dict[str, dict[str, Entry]] = {}  # queue -> uniqueid -> the call waiting
         self.actions: list[ReceivedAction] = []
         self.port = 0
         self.down = False
@@ -186,6 +198,18 @@ class AmiDouble:
         removed = members.pop(interface, None) is not None
         if not members:
             self.queues.pop(queue, None)
+        return removed
+
+    def set_entry(self, queue: str, uniqueid: str, callerid: str = "", wait_s: float = 0.0) -> Entry:
+        entry = Entry(queue, uniqueid, callerid, time.time() - wait_s)
+        self.entries.setdefault(queue, {})[uniqueid] = entry
+        return entry
+
+    def remove_entry(self, queue: str, uniqueid: str) -> bool:
+        entries = self.entries.get(queue, {})
+        removed = entries.pop(uniqueid, None) is not None
+        if not entries:
+            self.entries.pop(queue, None)
         return removed
 
     def members(self) -> list[Member]:
@@ -300,17 +324,25 @@ class AmiDouble:
         action_id = {"ActionID": v} if (v := _get(message, "ActionID")) is not None else {}
         reply("Success", EventList="start", Message="Queue status will follow")
         items = 0
-        for name in sorted(self.queues):
+        for name in sorted({*self.queues, *self.entries}):
             if queue is not None and name != queue:
                 continue
-            members = [m for _, m in sorted(self.queues[name].items()) if member_filter in (None, m.interface, m.name)]
-            session.send({"Event": "QueueParams", "Queue": name, "Max": "0", "Strategy": "ringall", "Calls": "0",
+            members = [m for _, m in sorted(self.queues.get(name, {}).items()) if member_filter in (None, m.interface, m.name)]
+            waiting = sorted(self.entries.get(name, {}).values(), key=lambda e: e.since)
+            session.send({"Event": "QueueParams", "Queue": name, "Max": "0", "Strategy": "ringall", "Calls": str(len(waiting)),
                           "Holdtime": "0", "TalkTime": "0", "Completed": str(sum(m.calls_taken for m in members)),
                           "Abandoned": "0", "ServiceLevel": "0", "ServicelevelPerf": "0.0", "ServicelevelPerf2": "0.0",
                           "Weight": "0", **action_id})
             items += 1
             for member in members:
                 session.send({"Event": "QueueMember", **_member_fields(member, "Location", "Name"), **action_id})
+                items += 1
+            for position, entry in enumerate(waiting, 1):
+                session.send({"Event": "QueueEntry", "Queue": name, "Position": str(position),
+                              "Channel": f"PJSIP/trunk-{entry.uniqueid}", "Uniqueid": entry.uniqueid,
+                              "CallerIDNum": entry.callerid or "unknown", "CallerIDName": "unknown",
+                              "ConnectedLineNum": "unknown", "ConnectedLineName": "unknown",
+                              "Wait": str(int(time.time() - entry.since)), "Priority": "0", **action_id})
                 items += 1
         session.send({"Event": "QueueStatusComplete", **action_id, "EventList": "Complete", "ListItems": str(items)})
 
@@ -345,6 +377,18 @@ class _MemberBody(_Body):
 class _MemberKey(_Body):
     queue: str
     interface: str
+
+
+class _EntryBody(_Body):
+    queue: str
+    uniqueid: str
+    callerid: str = ""
+    wait_s: float = 0.0
+
+
+class _EntryKey(_Body):
+    queue: str
+    uniqueid: str
 
 
 class _FailBody(_Body):
@@ -390,6 +434,22 @@ def control_app(double: AmiDouble) -> web.Application:
         body: _MemberKey = await read_body(request, _MemberKey)
         if not double.remove_member(body.queue, body.interface):
             return json_error(404, f"{body.interface} is no member of {body.queue}")
+        return web.json_response({"ok": True})
+
+    @routes.get("/entries")
+    async def entries(request: web.Request) -> web.Response:
+        return web.json_response([asdict(e) for q in sorted(double.entries) for e in double.entries[q].values()])
+
+    @routes.post("/entries")
+    async def set_entry(request: web.Request) -> web.Response:
+        body: _EntryBody = await read_body(request, _EntryBody)
+        return web.json_response(asdict(double.set_entry(body.queue, body.uniqueid, body.callerid, body.wait_s)))
+
+    @routes.delete("/entries")
+    async def remove_entry(request: web.Request) -> web.Response:
+        body: _EntryKey = await read_body(request, _EntryKey)
+        if not double.remove_entry(body.queue, body.uniqueid):
+            return json_error(404, f"{body.uniqueid} is not waiting in {body.queue}")
         return web.json_response({"ok": True})
 
     @routes.post("/fail")

@@ -65,6 +65,8 @@ start_double "the personal stand-in on 127.0.0.1:$personal_port" "$logs/personal
 export KRT_URL=${KRT_URL:-http://switchboard:switchboard@127.0.0.1:$krt_port}
 export PERSONAL_URL=${PERSONAL_URL:-http://127.0.0.1:$personal_port}
 export AMI_URL=${AMI_URL:-ami://switchboard:switchboard@127.0.0.1:$ami_port}
+# the double does not hold the simulator's queue members: the panel is not reconciled against it
+export AMI_RECONCILE_PANEL=${AMI_RECONCILE_PANEL:-false}
 
 say "starting a worker (log: $logs/worker.log)"
 "$PY" -m app worker -l info >"$logs/worker.log" 2>&1 &

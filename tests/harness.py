@@ -444,3 +444,39 @@ class Pushes:
     def statuses(self, operator: str) -> list[str]:
         return [m["operator"]["status"] for m in list(self.messages)
                 if m.get("type") == "operator_status" and m["operator"]["id"] == operator]
+
+
+class AmiDouble:
+    """dev/ami_double.py as a process: AMI on `port`, its HTTP control API on `control_port`;
+    `members` as its --members (queue:interface,...); strict: a QueuePause for anyone else is refused."""
+
+    def __init__(self, workdir: Path, members: str = "") -> None:
+        self.port, self.control_port = free_port(), free_port()
+        self.log = workdir / "ami-double.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dev.ami_double", "--port", str(self.port), "--control-port", str(self.control_port),
+             *(["--members", members] if members else [])], cwd=ROOT, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        wait_until(lambda: http_get(self.url + "/members")[0] == 200, 30, 0.2, "the AMI double to listen")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.control_port}"
+
+    @property
+    def ami_url(self) -> str:
+        return f"ami://switchboard:switchboard@127.0.0.1:{self.port}"
+
+    def pauses(self, interface: str) -> list[dict]:
+        return [a["fields"] for a in http_get(self.url + "/actions")[1]
+                if a["action"] == "QueuePause" and a["fields"].get("Interface") == interface]
+
+    def member(self, interface: str, queue: str = "support") -> dict:
+        return next(m for m in http_get(self.url + "/members")[1] if m["interface"] == interface and m["queue"] == queue)
+
+    def control(self, path: str, body: Any, method: str = "POST") -> None:
+        status, answer = http_request(method, self.url + path, body)
+        assert status == 200, answer
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)

@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from pydantic import Field, field_validator
 
+from app.ami import AmiUrlSetting
 from app.settings import DomainSettings
 from tables.callcenter.aliases import OperatorAliases
 
@@ -24,6 +25,15 @@ class CallCenterSettings(DomainSettings):
     operator_idle_timeout_s: float = 12 * 3600.0  # no event for this long: the operator goes offline
     call_retention_s: float = 24 * 3600.0  # ended calls are forgotten (tombstoned) this long after
     call_retention_sweep_s: float = 600.0  # how often ended calls are looked at for retention
+    # Asterisk's manager interface (the same variable as operator status'): where it is set,
+    # the panel is reconciled against Asterisk's QueueStatus every AMI_RECONCILE_S (members,
+    # pauses, waiting calls), and the guesses of the sweep (a call waiting past
+    # CALL_WAIT_TIMEOUT_S lost, an operator idle past OPERATOR_IDLE_TIMEOUT_S offline) wait
+    # while Asterisk answers
+    ami_url: AmiUrlSetting = None
+    ami_reconcile_s: float = Field(60.0, gt=0)
+    ami_action_timeout_s: float = Field(5.0, gt=0)
+    ami_reconcile_panel: bool = True  # false: the panel heals from queue_log and the sweep only
     # queue calls an operator takes at once (Asterisk's ringinuse=no: one); a CONNECT beyond
     # it proves the operator's oldest current call over, its end lost
     max_calls_per_operator: int = Field(1, ge=1)

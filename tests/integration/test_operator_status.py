@@ -8,59 +8,28 @@ a QueuePause for anyone else is refused, as Asterisk would).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
 
 import pytest
 
 from app.ingest import record_key
-from tests.harness import MANAGER, Pushes, Worker, free_port, http_get, http_request, produce, wait_until
+from tests.harness import MANAGER, AmiDouble, Pushes, Worker, http_get, http_request, produce, wait_until
 
 pytestmark = pytest.mark.integration
 
 OPERATOR = "test-operator-token"
 MEMBERS = ",".join(f"support:SIP/{n}" for n in range(1001, 1013))
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class AmiDouble:
-    def __init__(self, workdir: Path) -> None:
-        self.port, self.control_port = free_port(), free_port()
-        self.log = workdir / "ami-double.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dev.ami_double", "--port", str(self.port), "--control-port", str(self.control_port),
-             "--members", MEMBERS], cwd=ROOT, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-        wait_until(lambda: http_get(self.url + "/members")[0] == 200, 30, 0.2, "the AMI double to listen")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.control_port}"
-
-    def pauses(self, interface: str) -> list[dict]:
-        return [a["fields"] for a in http_get(self.url + "/actions")[1]
-                if a["action"] == "QueuePause" and a["fields"].get("Interface") == interface]
-
-    def member(self, interface: str, queue: str = "support") -> dict:
-        return next(m for m in http_get(self.url + "/members")[1] if m["interface"] == interface and m["queue"] == queue)
-
-    def control(self, path: str, body: Any) -> None:
-        status, answer = http_request("POST", self.url + path, body)
-        assert status == 200, answer
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 @pytest.fixture(scope="module")
 def stack(deployment):
-    double = AmiDouble(deployment.workdir)
-    worker = Worker(deployment, 1, AMI_URL=f"ami://switchboard:switchboard@127.0.0.1:{double.port}",
-                    AMI_RECONCILE_S="2", AMI_RETRY_MAX_S="1").start().wait_ready()
+    double = AmiDouble(deployment.workdir, MEMBERS)
+    # the panel's own reconciliation is tested in test_panel_reconcile.py: here the double's
+    # members are the CRM's, never logged in queue_log
+    worker = Worker(deployment, 1, AMI_URL=double.ami_url, AMI_RECONCILE_S="2", AMI_RETRY_MAX_S="1",
+                    AMI_RECONCILE_PANEL="false").start().wait_ready()
     pushes = Pushes(worker.url.replace("http://", "ws://") + f"/ws/operators?token={MANAGER}")
     try:
         yield deployment, worker, double, pushes
