@@ -424,6 +424,7 @@ class Pushes:
     def __init__(self, url: str) -> None:
         self.url = url
         self.messages: list[dict] = []
+        self.close_code: Optional[int] = None  # once the worker closed the socket
         self.connected = threading.Event()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._listen(),), daemon=True)
@@ -440,6 +441,7 @@ class Pushes:
                     self.messages.append(body)
                     if body.get("type") == "connected":
                         self.connected.set()
+                self.close_code = socket.close_code
 
     def statuses(self, operator: str) -> list[str]:
         return [m["operator"]["status"] for m in list(self.messages)

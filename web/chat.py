@@ -72,7 +72,17 @@ from tables.chat.store import (
     seed_topic_name,
     topics,
 )
-from web.common import WORKER, ApiError, ApiView, Recovering, answer_here, ask_owner, identify, send_command
+from web.common import (
+    WORKER,
+    ApiError,
+    ApiView,
+    Recovering,
+    answer_here,
+    ask_owner,
+    identify,
+    opened_socket,
+    send_command,
+)
 from web.operations import STATIC
 from web.params import Body, Identifier, Query, body, identifier, query
 
@@ -638,7 +648,7 @@ class ChatSocket(ApiView):
             await _chat(request, asked.chat_id, role, user, 0, 1)
         elif role == "client" and asked.since is not None:
             raise ApiError(400, "bad_request", "since needs a chat_id")
-        socket = aioweb.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_WIRE_FRAME)
+        socket = opened_socket(aioweb.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_WIRE_FRAME))
         if not socket.can_prepare(cast(Any, request)).ok:
             raise ApiError(400, "bad_request", "this is a WebSocket: send the upgrade headers")
         await socket.prepare(cast(Any, request))

@@ -11,14 +11,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
+import weakref
 from functools import lru_cache
 from typing import Any, Awaitable, Callable, Iterable, Optional
 
 import aiohttp
 import orjson
+from aiohttp import web as aioweb
 from faust import web
 from faust.types import TP
 from pydantic import ValidationError
@@ -31,7 +34,7 @@ from web.errors import RETRY_AFTER_S, ApiError, Recovering
 from web.params import describe
 
 __all__ = ["ApiView", "FORWARDED", "RETRY_AFTER_S", "WORKER", "Recovering", "answer_here", "ask_all", "ask_owner", "authorize",
-           "error_response", "fetch_json", "Who", "identify", "not_answerable_here", "own_share", "send_command",
+           "error_response", "fetch_json", "Who", "identify", "not_answerable_here", "opened_socket", "own_share", "send_command",
            "standby_caught_up", "tables_unreadable", "worker_urls"]
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,24 @@ _session: Optional[aiohttp.ClientSession] = None
 
 
 errors.install(app.web.web_app)  # the error shape for what no view answers (404, 405, parse errors, ...)
+
+_open_sockets: "weakref.WeakSet[aioweb.WebSocketResponse]" = weakref.WeakSet()
+
+
+def opened_socket(socket: aioweb.WebSocketResponse) -> aioweb.WebSocketResponse:
+    """A WebSocket this worker serves: closed (1001, going away) when the worker stops, so
+    that the stop does not wait for its clients to leave (aiohttp waits for every handler)."""
+    _open_sockets.add(socket)
+    return socket
+
+
+async def _close_sockets(_: aioweb.Application) -> None:
+    for socket in list(_open_sockets):
+        with contextlib.suppress(Exception):  # a client gone already
+            await socket.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"worker stopping")
+
+
+app.web.web_app.on_shutdown.append(_close_sockets)
 
 
 def error_response(view: web.View, status: int, code: str, message: str,

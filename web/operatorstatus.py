@@ -31,7 +31,7 @@ from tables.operatorstatus.records import Reason, command_record
 from tables.operatorstatus.status import CrmStatus
 from tables.operatorstatus.store import crm_table, identities, topics
 from tables.operatorstatus.views import crm_fields
-from web.common import ApiError, ApiView, authorize, send_command
+from web.common import ApiError, ApiView, authorize, opened_socket, send_command
 from web.params import Body, body, identifier
 
 __all__ = ["CrmFacet", "CrmPushFeed", "OperatorStatusView", "OperatorsSocket", "push_feed"]
@@ -157,7 +157,7 @@ class OperatorsSocket(ApiView):
         if token and "Authorization" not in request.headers:
             request = request.clone(headers={**request.headers, "Authorization": f"Bearer {token}"})
         authorize(request, self.roles)
-        socket = aioweb.WebSocketResponse(heartbeat=30.0)
+        socket = opened_socket(aioweb.WebSocketResponse(heartbeat=30.0))
         if not socket.can_prepare(request).ok:
             raise ApiError(400, "bad_request", "GET /ws/operators is a WebSocket: send the upgrade headers")
         await socket.prepare(request)

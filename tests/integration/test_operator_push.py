@@ -5,6 +5,7 @@ operators whose partitions the other owns."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 from urllib.parse import quote
 
@@ -40,3 +41,12 @@ def test_every_change_reaches_the_clients_of_every_worker(deployment, workers):
                "GET /operators on one worker to list the CRM status of all")
     owners = {http_get(f"{w.url}/operators/{quote(o, safe='')}", MANAGER)[0] for w in workers for o in OPERATORS}
     assert owners == {200}
+
+
+def test_a_stopping_worker_closes_its_sockets_going_away_and_stops_by_itself(workers):
+    _, second = workers
+    client = Pushes(second.url.replace("http://", "ws://") + f"/ws/operators?token={MANAGER}")
+    second.process.send_signal(signal.SIGTERM)  # a client still connected must not hold the stop
+    wait_until(lambda: client.close_code is not None, 30, 0.2, "the socket closed by the stopping worker")
+    assert client.close_code == 1001  # going away: a client reconnects to another worker
+    assert second.process.wait(30) is not None
