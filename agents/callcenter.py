@@ -299,16 +299,19 @@ class PanelReconciler(Service):
             self.seen = set()
             return []
         agents, queues = owned_partitions(topics.cc_events), owned_partitions(topics.cc_queues)
+        panel: list[PanelMember] = []
+        logged_off: set[str] = set()  # chan_agent logged off: idle memberships, compared with nothing
+        for p in agents:
+            for agent, op in operators_table.items_in(p):
+                if op.agent_logged_in:
+                    panel += [PanelMember(queue, agent, membership.paused) for queue, membership in op.queues.items()]
+                else:
+                    logged_off.add(agent)
         asterisk = [AsteriskMember(m.queue, agent, m.paused, m.paused_reason) for m in members
-                    if key_partition(agent := operator_aliases.canonical(m.name)) in agents]
-        panel = [PanelMember(queue, agent, membership.paused)
-                 for p in agents for agent, op in operators_table.items_in(p) if op.agent_logged_in
-                 for queue, membership in op.queues.items()]
-        logged_off = {agent for p in agents for agent, op in operators_table.items_in(p) if not op.agent_logged_in}
+                    if key_partition(agent := operator_aliases.canonical(m.name)) in agents and agent not in logged_off]
         waiting = {name: list(q.waiting) for p in queues for name, q in queues_table.items_in(p)}
-        found = find_drift([m for m in asterisk if m.agent not in logged_off],
-                           [AsteriskEntry(e.queue, e.uniqueid, e.wait_s, e.callerid, e.position) for e in entries
-                            if key_partition(e.queue) in queues], panel, waiting)
+        found = find_drift(asterisk, [AsteriskEntry(e.queue, e.uniqueid, e.wait_s, e.callerid, e.position)
+                                      for e in entries if key_partition(e.queue) in queues], panel, waiting)
         repairs = confirmed(self.seen, found)
         self.seen = found - repairs
         if not repairs:

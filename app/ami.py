@@ -330,13 +330,12 @@ class AmiClient(Service):
 
     async def queue_status(self, queue: Optional[str] = None) -> list[QueueMember]:
         """The members of one queue, or of all queues (QueueStatus; its QueueParams and QueueEntry are left out)."""
+        return (await self.queue_snapshot(queue))[0]
+
+    async def queue_snapshot(self, queue: Optional[str] = None) -> tuple[list[QueueMember], list[QueueEntry]]:
+        """The members and waiting calls of one queue, or of all, as one `QueueStatus` answers them."""
         fields = {"Queue": queue} if queue is not None else {}
         events = await self.action_list("QueueStatus", **fields)
-        return [queue_member_from_event(e) for e in events if e.get("Event") == "QueueMember"]
-
-    async def queue_snapshot(self) -> tuple[list[QueueMember], list[QueueEntry]]:
-        """Every queue's members and waiting calls, as one `QueueStatus` answers them."""
-        events = await self.action_list("QueueStatus")
         members = [queue_member_from_event(e) for e in events if e.get("Event") == "QueueMember"]
         entries = [queue_entry_from_event(e) for e in events if e.get("Event") == "QueueEntry" and e.get("Uniqueid")]
         return members, entries
