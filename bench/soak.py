@@ -43,7 +43,7 @@ RESULTS = Path(__file__).parent / "results"
 # the inputs of each domain, as the suffix of the topic label of switchboard_events_in_total
 DOMAINS = {
     "call center": ("qapp-events",),
-    "operator status": ("operator-commands", "sip-registrations", "operator-status"),
+    "operator status": ("operator-commands", "sip-registrations", "operator-activity"),
     "drivers": ("contractor-status", "driver-positions", "driver-profiles"),
     "chat": ("chat_events", "support_queue", "operator_events", "admin_actions"),
     "ivr": ("ivr-commands",),
